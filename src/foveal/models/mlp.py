@@ -1,0 +1,43 @@
+"""A multilayer perceptron on flattened images.
+
+``x ∈ R^{C·H·W} → [Linear → ReLU → Dropout(p)] × len(hidden) → Linear → logits``, where ``p`` is
+the probability of dropping a unit (PyTorch's convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Fully connected classifier.
+
+    Args:
+        in_features: ``C·H·W`` of the input images.
+        num_classes: output logits.
+        hidden: widths of the hidden layers.
+        dropout: probability of dropping a hidden unit during training.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int = 10,
+        hidden: Sequence[int] = (512, 256),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(N, C, H, W)`` or flat ``(N, C·H·W)`` → logits ``(N, num_classes)``."""
+        return self.net(x)

@@ -1,0 +1,468 @@
+"""Supervised image-classification training: a loop you can read top to bottom.
+
+One step on a batch ``(x, y)`` minimises the label-smoothed cross-entropy
+
+    L = −(1/B) Σ_i Σ_k q_ik log softmax(f(x_i))_k,   q_ik = (1 − ε)·[k = y_i] + ε/K,
+
+with the optimizer from :func:`build_optimizer`, then advances the learning-rate schedule.
+
+Reproducibility and resumption: the model is initialised from ``seed``, and every epoch's shuffle
+and every batch's augmentation come from generators seeded by ``(seed, epoch, batch)`` (see
+:class:`foveal.data.loader.InMemoryLoader`). A checkpoint records the global step, so a resumed
+run continues with exactly the batches the interrupted one would have seen next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from foveal.atomic import atomic_write_json, atomic_write_text
+from foveal.data.augment import Augment
+from foveal.data.dataset import ArrayDataset
+from foveal.data.loader import InMemoryLoader
+from foveal.errors import CheckpointError, ConfigError, FovealError, TrainingError
+from foveal.training.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from foveal.training.config import TrainConfig
+from foveal.training.schedules import lr_multiplier
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "metrics.jsonl"
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` → the first of cuda, mps, cpu that is available; otherwise the named device.
+
+    Asking for an unavailable device raises :class:`ConfigError`.
+    """
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested, but torch sees no CUDA device")
+    if name == "mps" and not has_mps:
+        raise ConfigError("device 'mps' requested, but torch sees no MPS device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (heavy-ball or Nesterov momentum, L2 weight decay) or AdamW (decoupled decay).
+
+    PyTorch's SGD with ``nesterov=True`` uses the look-ahead form
+    ``v ← μ v + g``, ``θ ← θ − η (g + μ v)`` (Sutskever et al., 2013).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
+        )
+    return torch.optim.AdamW(
+        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+    )
+
+
+def build_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The config's schedule over ``epochs × steps_per_epoch`` steps, stepped once per step."""
+    total = config.epochs * steps_per_epoch
+    multiplier = lr_multiplier(
+        config.schedule, total,
+        warmup_steps=min(round(config.warmup_epochs * steps_per_epoch), total - 1),
+        final_fraction=config.final_lr_fraction,
+        step_size=max(1, config.step_epochs * steps_per_epoch), gamma=config.gamma,
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def autocast_context(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA when ``bf16``; a no-op elsewhere."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class EvalResult:
+    """Predictions of a classifier over a whole dataset (in dataset order).
+
+    ``loss`` is the mean (unsmoothed) cross-entropy; ``predictions`` and ``targets`` are int64
+    arrays of shape ``(N,)``; ``probabilities`` is ``(N, K)`` float32.
+    """
+
+    loss: float
+    accuracy: float
+    predictions: np.ndarray
+    targets: np.ndarray
+    probabilities: np.ndarray
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: InMemoryLoader, *, bf16: bool = True) -> EvalResult:
+    """Run ``model`` in eval mode over every batch of ``loader`` (which must not shuffle)."""
+    was_training = model.training
+    model.eval()
+    losses, probs, targets = [], [], []
+    try:
+        for x, y in loader.batches(0):
+            with autocast_context(loader.device, bf16):
+                logits = model(x)
+            logits = logits.float()
+            losses.append(F.cross_entropy(logits, y, reduction="sum"))
+            probs.append(logits.softmax(1).cpu())
+            targets.append(y.cpu())
+    finally:
+        model.train(was_training)
+    p = torch.cat(probs).numpy()
+    t = torch.cat(targets).numpy()
+    pred = p.argmax(1)
+    n = max(len(t), 1)
+    return EvalResult(
+        loss=float(torch.stack(losses).sum()) / n, accuracy=float((pred == t).mean()),
+        predictions=pred, targets=t, probabilities=p,
+    )
+
+
+@dataclass
+class EpochStats:
+    """Running sums over the training batches of one epoch (kept on the device)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    train_time: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail early, before any work, if ``path`` cannot be created or written."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and (not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK)):
+        kind = "directory" if probe.is_dir() else "file"
+        raise FovealError(
+            f"cannot write the run folder {str(path)!r}: expected a writable directory, "
+            f"got a non-writable {kind} {str(probe)!r}"
+        )
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: its folder, final metrics and per-epoch history."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: EvalResult | None = None
+
+
+class Trainer:
+    """Trains a classifier according to a :class:`TrainConfig`, writing a run folder.
+
+    Args:
+        config: the run's settings.
+        run_dir: the run folder (created; must not already hold a run unless resuming).
+        train_set, test_set: datasets; loaded from ``config.dataset`` when omitted.
+        progress: show a progress bar per epoch.
+        log: where one-line messages go (default: standard error).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | os.PathLike[str],
+        *,
+        train_set: ArrayDataset | None = None,
+        test_set: ArrayDataset | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        check_output_dir(self.run_dir)
+        if train_set is None or test_set is None:
+            from foveal.data.datasets import load_dataset
+
+            opts = dict(root=config.data_root, download=config.download,
+                        skip_corrupt=config.skip_corrupt, progress=progress)
+            train_set = train_set or load_dataset(config.dataset, "train", **opts)
+            test_set = test_set or load_dataset(config.dataset, "test", **opts)
+        if train_set.image_shape != test_set.image_shape:
+            raise ConfigError(
+                f"train and test images differ in shape: {train_set.image_shape} "
+                f"vs {test_set.image_shape}"
+            )
+        self.train_set, self.test_set = train_set, test_set
+        self.device = select_device(config.device)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(config.seed)
+
+        c, h, _ = train_set.image_shape
+        mean, std = train_set.channel_stats()
+        self.spec = ModelSpec(
+            name=config.model, in_channels=c, num_classes=train_set.num_classes, image_size=h,
+            classes=list(train_set.classes), mean=mean, std=std,
+            options=dict(config.model_options),
+        )
+        self.model = self.spec.build().to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward: nn.Module = torch.compile(self.model) if config.compile else self.model
+
+        augment = Augment(config.crop_padding, config.flip, config.cutout)
+        loader_opts = dict(device=self.device, mean=mean, std=std,
+                           channels_last=config.channels_last, seed=config.seed)
+        self.train_loader = InMemoryLoader(
+            train_set, config.batch_size, shuffle=True,
+            drop_last=len(train_set) > config.batch_size,
+            augment=augment if augment != Augment() else None, **loader_opts,
+        )
+        self.test_loader = InMemoryLoader(test_set, config.eval_batch_size, **loader_opts)
+        self.optimizer = build_optimizer(config, self.model)
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.scheduler = build_scheduler(config, self.optimizer, self.steps_per_epoch)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.epoch_stats = EpochStats()
+        self.elapsed = 0.0
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "config": self.config.to_json(), "step": self.step, "history": self.history,
+            "epoch_stats": self.epoch_stats.to_json(), "elapsed": self.elapsed,
+        }
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_FILE, model=self.model, spec=self.spec,
+            optimizer=self.optimizer, scheduler=self.scheduler, state=state,
+        )
+
+    def restore(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Load the run's checkpoint and continue from its step."""
+        ckpt = load_checkpoint(path or self.run_dir / CHECKPOINT_FILE, expect_model=self.spec.name)
+        saved = TrainConfig.from_json(ckpt.state["config"])
+        if saved != self.config:
+            diff = sorted(k for k, v in saved.to_json().items() if self.config.to_json()[k] != v)
+            raise CheckpointError(f"{ckpt.path}: checkpoint was made with other settings: {diff}")
+        ckpt.load_model(self.model)
+        ckpt.load_training_state(self.optimizer, self.scheduler)
+        self.step = int(ckpt.state["step"])
+        self.history = list(ckpt.state["history"])
+        self.epoch_stats = EpochStats(**ckpt.state["epoch_stats"])
+        self.elapsed = float(ckpt.state["elapsed"])
+        epoch, batch = divmod(self.step, self.steps_per_epoch)
+        self.log(f"resuming {self.run_dir} at epoch {epoch + 1}, batch {batch} (step {self.step})")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; returns the batch's loss and number of correct predictions."""
+        with autocast_context(self.device, self.config.bf16):
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    def fit(self) -> RunResult:
+        """Train to ``config.epochs``, evaluating and checkpointing after every epoch."""
+        config = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / CONFIG_FILE, config.to_json())
+        self.model.train()
+        # Loss values are checked for NaN/inf in windows, so a GPU run syncs every few steps only.
+        sync_every = 1 if self.device.type == "cpu" else 16
+        while self.step < self.total_steps:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            bar = tqdm(
+                total=self.steps_per_epoch, initial=start, leave=False, dynamic_ncols=True,
+                desc=f"epoch {epoch + 1}/{config.epochs}", disable=not self.progress,
+                file=sys.stderr,
+            )
+            window: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+            t0 = time.perf_counter()
+            for x, y in self.train_loader.batches(epoch, start):
+                loss, correct = self.train_step(x, y)
+                window.append((loss, correct, len(y)))
+                self.step += 1
+                at_checkpoint = config.checkpoint_every and self.step % config.checkpoint_every == 0
+                if len(window) >= sync_every or at_checkpoint:
+                    dt = self._flush(window, t0)
+                    t0 = time.perf_counter()
+                    bar.update(len(window))
+                    bar.set_postfix_str(self._postfix(dt, window), refresh=False)
+                    window = []
+                    if at_checkpoint and self.step % self.steps_per_epoch:
+                        self.save_checkpoint()
+            if window:
+                dt = self._flush(window, t0)
+                bar.update(len(window))
+            bar.close()
+            self._end_epoch(epoch)
+        return self.finish()
+
+    def _flush(self, window: list[tuple[torch.Tensor, torch.Tensor, int]], t0: float) -> float:
+        """Move a window of step results to the host, checking every loss is finite."""
+        losses = torch.stack([w[0] for w in window]).float().cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            step = self.step - len(window) + i + 1
+            epoch = (step - 1) // self.steps_per_epoch + 1
+            raise TrainingError(
+                f"loss became {losses[i].item()} at step {step} (epoch {epoch}); expected a finite "
+                f"loss: lower the learning rate (now {self.config.lr}) or set grad_clip"
+            )
+        dt = time.perf_counter() - t0
+        stats = self.epoch_stats
+        stats.loss_sum += float((losses * torch.tensor([w[2] for w in window])).sum())
+        stats.correct += int(torch.stack([w[1] for w in window]).sum())
+        stats.seen += sum(w[2] for w in window)
+        stats.train_time += dt
+        self.elapsed += dt
+        return dt
+
+    def _postfix(self, dt: float, window: list[tuple[torch.Tensor, torch.Tensor, int]]) -> str:
+        s = self.epoch_stats
+        ips = sum(w[2] for w in window) / max(dt, 1e-9)
+        loss, acc = s.loss_sum / s.seen, 100 * s.correct / s.seen
+        return f"loss {loss:.3f}  acc {acc:.1f}%  {ips:,.0f} img/s"
+
+    def _end_epoch(self, epoch: int) -> None:
+        t0 = time.perf_counter()
+        result = evaluate(self.forward, self.test_loader, bf16=self.config.bf16)
+        eval_time = time.perf_counter() - t0
+        self.elapsed += eval_time
+        s = self.epoch_stats
+        row = {
+            "epoch": epoch + 1, "step": self.step,
+            "train_loss": s.loss_sum / max(s.seen, 1), "train_acc": s.correct / max(s.seen, 1),
+            "test_loss": result.loss, "test_acc": result.accuracy,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_images": s.seen, "train_time_s": s.train_time, "eval_time_s": eval_time,
+            "images_per_s": s.seen / max(s.train_time, 1e-9),
+        }
+        if not math.isfinite(row["test_loss"]):
+            raise TrainingError(f"test loss became {row['test_loss']} after epoch {epoch + 1}")
+        self.history.append(row)
+        self.epoch_stats = EpochStats()
+        atomic_write_text(
+            self.run_dir / HISTORY_FILE, "".join(_json_line(r) for r in self.history)
+        )
+        self.save_checkpoint()
+        self.last_eval = result
+        self.log(
+            f"epoch {epoch + 1}/{self.config.epochs}: train loss {row['train_loss']:.4f} "
+            f"acc {100 * row['train_acc']:.2f}% | test loss {row['test_loss']:.4f} "
+            f"acc {100 * row['test_acc']:.2f}% | {row['images_per_s']:,.0f} img/s"
+        )
+
+    def finish(self) -> RunResult:
+        """Export the model, write metrics, plots and the report; return the run's result."""
+        from foveal.report.run import write_classification_report
+
+        save_checkpoint(self.run_dir / MODEL_FILE, model=self.model, spec=self.spec,
+                        state={"config": self.config.to_json()})
+        result = getattr(self, "last_eval", None)
+        if result is None:  # resumed after the last epoch had already finished
+            result = evaluate(self.forward, self.test_loader, bf16=self.config.bf16)
+        train_images = sum(r["train_images"] for r in self.history)
+        train_time = sum(r["train_time_s"] for r in self.history)
+        last = self.history[-1]
+        metrics = {
+            "test_accuracy": result.accuracy, "test_loss": result.loss,
+            "train_accuracy": last["train_acc"], "train_loss": last["train_loss"],
+            "epochs": self.config.epochs, "steps": self.step,
+            "wall_time_s": self.elapsed, "train_time_s": train_time,
+            "images_per_s": train_images / max(train_time, 1e-9),
+            "device": str(self.device), "model": self.config.model,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "dataset": self.config.dataset, "train_size": len(self.train_set),
+            "test_size": len(self.test_set), "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+        metrics = write_classification_report(
+            self.run_dir, metrics=metrics, evaluation=result, dataset=self.test_set,
+            history=self.history, config=self.config.to_json(),
+            title=f"{self.config.model} on {self.train_set.name.split('/')[0]}",
+        )
+        return RunResult(self.run_dir, metrics, self.history, result)
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row, sort_keys=True) + "\n"
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    train_set: ArrayDataset | None = None,
+    test_set: ArrayDataset | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train (or, with ``resume``, continue) a run in ``run_dir`` and return its result.
+
+    A fresh run refuses a ``run_dir`` that already holds a checkpoint, so finished work is never
+    overwritten by accident; pass ``resume=True`` to continue it.
+    """
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / CHECKPOINT_FILE).exists():
+        raise FovealError(
+            f"{str(run_dir)!r} already holds a run: expected a new folder, or resume it"
+        )
+    trainer = Trainer(config, run_dir, train_set=train_set, test_set=test_set, progress=progress)
+    if resume:
+        trainer.restore()
+    return trainer.fit()
+
+
+def resume_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
+    """The configuration a run folder's checkpoint was made with (for ``--resume``)."""
+    ckpt_path = Path(run_dir) / CHECKPOINT_FILE
+    ckpt = load_checkpoint(ckpt_path)
+    if "config" not in ckpt.state:
+        raise CheckpointError(f"{ckpt_path}: expected a training checkpoint with its config")
+    return TrainConfig.from_json(ckpt.state["config"])
