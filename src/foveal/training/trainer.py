@@ -14,7 +14,6 @@ run continues with exactly the batches the interrupted one would have seen next.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
@@ -38,6 +37,7 @@ from foveal.data.loader import InMemoryLoader
 from foveal.errors import CheckpointError, ConfigError, FovealError, TrainingError
 from foveal.training.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from foveal.training.config import TrainConfig
+from foveal.training.evaluate import EvalResult, autocast_context, evaluate
 from foveal.training.schedules import lr_multiplier
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -98,54 +98,6 @@ def build_scheduler(
         step_size=max(1, config.step_epochs * steps_per_epoch), gamma=config.gamma,
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
-
-
-def autocast_context(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA when ``bf16``; a no-op elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@dataclass
-class EvalResult:
-    """Predictions of a classifier over a whole dataset (in dataset order).
-
-    ``loss`` is the mean (unsmoothed) cross-entropy; ``predictions`` and ``targets`` are int64
-    arrays of shape ``(N,)``; ``probabilities`` is ``(N, K)`` float32.
-    """
-
-    loss: float
-    accuracy: float
-    predictions: np.ndarray
-    targets: np.ndarray
-    probabilities: np.ndarray
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: InMemoryLoader, *, bf16: bool = True) -> EvalResult:
-    """Run ``model`` in eval mode over every batch of ``loader`` (which must not shuffle)."""
-    was_training = model.training
-    model.eval()
-    losses, probs, targets = [], [], []
-    try:
-        for x, y in loader.batches(0):
-            with autocast_context(loader.device, bf16):
-                logits = model(x)
-            logits = logits.float()
-            losses.append(F.cross_entropy(logits, y, reduction="sum"))
-            probs.append(logits.softmax(1).cpu())
-            targets.append(y.cpu())
-    finally:
-        model.train(was_training)
-    p = torch.cat(probs).numpy()
-    t = torch.cat(targets).numpy()
-    pred = p.argmax(1)
-    n = max(len(t), 1)
-    return EvalResult(
-        loss=float(torch.stack(losses).sum()) / n, accuracy=float((pred == t).mean()),
-        predictions=pred, targets=t, probabilities=p,
-    )
 
 
 @dataclass
@@ -398,7 +350,7 @@ class Trainer:
 
     def finish(self) -> RunResult:
         """Export the model, write metrics, plots and the report; return the run's result."""
-        from foveal.report.run import write_classification_report
+        from foveal.report.classification import write_classification_report
 
         save_checkpoint(self.run_dir / MODEL_FILE, model=self.model, spec=self.spec,
                         state={"config": self.config.to_json()})

@@ -1,0 +1,312 @@
+"""The ``foveal`` command line: a thin layer over the library.
+
+Each sub-command parses its options, calls public functions a user could call from Python, and
+prints a short summary. Errors in the input print one line, ``foveal: error: …``, and exit with
+status 2; an interrupted run exits with 130 and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import foveal
+from foveal.errors import FovealError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# train options that map one-to-one onto TrainConfig fields: (flag, field, type, help)
+_TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("--data", "dataset", str, "dataset name (digits, mnist, cifar10) or image-folder path"),
+    ("--data-root", "data_root", str, "where mnist/cifar10 files live (default: user cache)"),
+    ("--model", "model", str, "model name (resnet9, small_cnn, mlp)"),
+    ("--epochs", "epochs", int, "number of epochs"),
+    ("--batch-size", "batch_size", int, "training batch size"),
+    ("--optimizer", "optimizer", str, "sgd or adamw"),
+    ("--lr", "lr", float, "peak learning rate"),
+    ("--momentum", "momentum", float, "SGD momentum"),
+    ("--weight-decay", "weight_decay", float, "weight decay"),
+    ("--schedule", "schedule", str, "cosine, linear, step or constant"),
+    ("--warmup-epochs", "warmup_epochs", float, "linear warmup length in epochs"),
+    ("--label-smoothing", "label_smoothing", float, "label smoothing epsilon"),
+    ("--grad-clip", "grad_clip", float, "clip the gradient norm to this value"),
+    ("--crop-padding", "crop_padding", int, "random-crop padding in pixels (0: off)"),
+    ("--cutout", "cutout", int, "cutout square side in pixels (0: off)"),
+    ("--device", "device", str, "auto, cpu, cuda or mps"),
+    ("--seed", "seed", int, "random seed"),
+    ("--checkpoint-every", "checkpoint_every", int, "also checkpoint every N steps"),
+]
+_TRAIN_FLAGS: list[tuple[str, str, str]] = [
+    ("--nesterov", "nesterov", "Nesterov momentum for SGD"),
+    ("--flip", "flip", "random horizontal flips"),
+    ("--bf16", "bf16", "bfloat16 autocast on CUDA"),
+    ("--channels-last", "channels_last", "channels-last memory format"),
+    ("--compile", "compile", "torch.compile the model"),
+    ("--deterministic", "deterministic", "deterministic kernels"),
+    ("--download", "download", "download mnist/cifar10 if missing"),
+    ("--skip-corrupt", "skip_corrupt", "skip unreadable images with a warning"),
+]
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from foveal.training.presets import PRESETS
+
+    p.add_argument("--preset", default=None, help=f"start from a recipe: {', '.join(PRESETS)}")
+    p.add_argument("--config", type=Path, default=None, help="JSON file of config values")
+    for flag, dest, type_, help_ in _TRAIN_OPTIONS:
+        p.add_argument(flag, dest=dest, type=type_, default=None, help=help_)
+    p.add_argument("--width", type=int, default=None, help="resnet9 base width (64 original)")
+    for flag, dest, help_ in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                       help=help_)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<name>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from foveal.training.config import TrainConfig
+    from foveal.training.presets import preset
+
+    config = preset(args.preset) if args.preset else TrainConfig()
+    changes: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            changes.update(json.loads(args.config.read_text()))
+        except FileNotFoundError as exc:
+            raise FovealError(f"config file not found: {str(args.config)!r}") from exc
+        except json.JSONDecodeError as exc:
+            raise FovealError(f"{args.config}: expected a JSON object, got invalid JSON "
+                              f"({exc.msg} at line {exc.lineno})") from exc
+    dests = [d for _, d, _, _ in _TRAIN_OPTIONS] + [d for _, d, _ in _TRAIN_FLAGS]
+    changes.update({d: getattr(args, d) for d in dests if getattr(args, d) is not None})
+    if args.width is not None:
+        changes["model_options"] = {**config.model_options, "width": args.width}
+    elif "model" in changes and changes["model"] != config.model:
+        changes.setdefault("model_options", {})
+    return config.replace(**changes)
+
+
+def _default_run_dir(config: Any, label: str | None) -> Path:
+    name = label or f"{config.model}-{Path(config.dataset).name or 'data'}"
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+def _print_summary(result: Any) -> None:
+    m = result.metrics
+    print(f"test accuracy  {100 * m['test_accuracy']:.2f}%  (loss {m['test_loss']:.4f})")
+    print(f"trained        {m['epochs']} epochs, {m['steps']} steps in {m['wall_time_s']:.1f} s "
+          f"({m['images_per_s']:,.0f} img/s on {m['device']})")
+    print(f"run folder     {result.run_dir}")
+    print(f"report         {result.run_dir / 'report.html'}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from foveal.training.trainer import resume_config, train
+
+    if args.resume is not None:
+        config = resume_config(args.resume)
+        result = train(config, args.resume, resume=True, progress=not args.no_progress)
+    else:
+        config = _config_from_args(args)
+        args.out = args.out or _default_run_dir(config, args.preset)
+        result = train(config, args.out, progress=not args.no_progress)
+    _print_summary(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from foveal.training.presets import preset
+    from foveal.training.trainer import train
+
+    config = preset("demo")
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    args.out = args.out or _default_run_dir(config, "demo")
+    print("foveal demo: training a ResNet-9 on the built-in 8×8 handwritten digits "
+          f"({config.epochs} epochs)", file=sys.stderr)
+    result = train(config, args.out, progress=not args.no_progress)
+    _print_summary(result)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from foveal.data.datasets import load_dataset
+    from foveal.models.classifier import Classifier
+    from foveal.training.evaluate import evaluate_classifier
+
+    classifier = Classifier.from_file(args.checkpoint, device=args.device)
+    dataset = load_dataset(args.data, args.split, root=args.data_root,
+                           skip_corrupt=args.skip_corrupt, progress=not args.no_progress)
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-eval"
+    metrics, _ = evaluate_classifier(classifier, dataset, out, batch_size=args.batch_size)
+    print(f"accuracy  {100 * metrics['test_accuracy']:.2f}%  (loss {metrics['test_loss']:.4f}, "
+          f"{metrics['images']} images of {dataset.name})")
+    print(f"report    {out / 'report.html'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from foveal.models.classifier import Classifier
+
+    classifier = Classifier.from_file(args.checkpoint, device=args.device)
+    probs = classifier.predict(args.images)
+    k = min(args.top_k, len(classifier.classes))
+    rows = []
+    for path, p in zip(args.images, probs, strict=True):
+        top = p.argsort()[::-1][:k]
+        rows.append({"image": str(path),
+                     "top": [{"class": classifier.classes[i], "probability": float(p[i])}
+                             for i in top]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            best = "  ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in row["top"])
+            print(f"{row['image']}: {best}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import numpy
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    rows = {
+        "foveal": foveal.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cuda available": torch.cuda.is_available(),
+        "cuda devices": ", ".join(torch.cuda.get_device_name(i)
+                                  for i in range(torch.cuda.device_count())) or "none",
+        "mps available": bool(mps is not None and mps.is_available()),
+        "default device": _default_device(),
+        "torch threads": torch.get_num_threads(),
+        "cpu count": _cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max(map(len, rows))
+        for key, value in rows.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _default_device() -> str:
+    from foveal.training.trainer import select_device
+
+    return str(select_device("auto"))
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from foveal.data.cifar10 import download_cifar10
+    from foveal.data.datasets import default_data_root
+    from foveal.data.mnist import download_mnist
+
+    root = args.root or default_data_root()
+    if args.dataset == "mnist":
+        path = download_mnist(root, progress=not args.no_progress)
+    else:
+        path = download_cifar10(root, format=args.format, progress=not args.no_progress)
+    print(f"{args.dataset} ready in {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``foveal`` argument parser with all sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="foveal", description="Computer vision and deep learning: train, evaluate and "
+        "inspect models from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"foveal {foveal.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train an image classifier",
+                       description="Train an image classifier and write a run folder with "
+                       "checkpoints, metrics, plots and report.html.")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="train on the built-in digits (offline, ~1 minute)",
+                       description="Train the default ResNet-9 on scikit-learn's built-in 8×8 "
+                       "digits and write a run folder with a report.")
+    p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<name>)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("eval", help="evaluate a trained model on a dataset",
+                       description="Evaluate a model file, checkpoint or run folder on a "
+                       "dataset; writes metrics.json, plots and report.html.")
+    p.add_argument("checkpoint", type=Path, help="model.safetensors, checkpoint or run folder")
+    p.add_argument("--data", default="digits", help="dataset name or image-folder path")
+    p.add_argument("--split", default="test", help="train or test (default: test)")
+    p.add_argument("--data-root", default=None, help="where mnist/cifar10 files live")
+    p.add_argument("--batch-size", type=int, default=500, help="evaluation batch size")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images")
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="classify image files",
+                       description="Print the most likely classes of each image.")
+    p.add_argument("checkpoint", type=Path, help="model.safetensors, checkpoint or run folder")
+    p.add_argument("images", nargs="+", type=Path, help="image files (jpg, png, ppm, …)")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("info", help="show versions, devices and threads")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("download", help="download MNIST or CIFAR-10 (checksum-verified)")
+    p.add_argument("dataset", choices=["mnist", "cifar10"])
+    p.add_argument("--root", default=None, help="data folder (default: user cache)")
+    p.add_argument("--format", choices=["python", "binary"], default="python",
+                   help="CIFAR-10 format")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``foveal`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FovealError as exc:
+        print(f"foveal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # disk full, permissions: reported in one line, not a traceback
+        print(f"foveal: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        resume = getattr(args, "out", None) or getattr(args, "resume", None)
+        hint = f"; continue with: foveal train --resume {resume}" if resume else ""
+        print(f"foveal: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
