@@ -56,7 +56,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, optimizer):
 
 
 def test_rng_state_is_restored(tmp_path):
-    model, opt, sched = make("sgd")
+    model, opt, _ = make("sgd")
     torch.manual_seed(123)
     save_checkpoint(tmp_path / "c.safetensors", model=model, spec=SPEC, optimizer=opt)
     expected = torch.rand(3)

@@ -112,8 +112,9 @@ class TrainConfig:
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(0 <= self.label_smoothing < 1,
               f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        check(0 <= self.warmup_epochs < self.epochs,
-              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
+        # warmup may span the whole run; the scheduler then keeps one step for the decay
+        check(0 <= self.warmup_epochs <= self.epochs,
+              f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         check(self.grad_clip is None or self.grad_clip > 0,
               f"grad_clip must be positive or None, got {self.grad_clip}")
         check(self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}")
