@@ -259,6 +259,8 @@ class Trainer:
         """Train to ``config.epochs``, evaluating and checkpointing after every epoch."""
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.run_dir.glob(".*.tmp"):  # left by a write that a crash cut short
+            stale.unlink(missing_ok=True)
         atomic_write_json(self.run_dir / CONFIG_FILE, config.to_json())
         self.model.train()
         # Loss values are checked for NaN/inf in windows, so a GPU run syncs every few steps only.
