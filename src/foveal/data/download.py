@@ -76,6 +76,13 @@ def download(
                 for block in iter(lambda: response.read(CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))
+            # A connection closed early is a short read, not an exception: check the length.
+            received = part.stat().st_size
+            if total is not None and received < total:
+                raise DataError(
+                    f"download of {url} stopped after {received} of {total} bytes "
+                    "(run again to resume)"
+                )
     except urllib.error.HTTPError as exc:
         # 416: the range starts at the end, so the .part may already be whole; the digest decides
         if not (exc.code == 416 and offset):
