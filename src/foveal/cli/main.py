@@ -222,9 +222,11 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     root = args.root or default_data_root()
     if args.dataset == "mnist":
-        path = download_mnist(root, progress=not args.no_progress)
+        extra = {"base_url": args.url} if args.url else {}
+        path = download_mnist(root, progress=not args.no_progress, **extra)
     else:
-        path = download_cifar10(root, format=args.format, progress=not args.no_progress)
+        path = download_cifar10(root, format=args.format, url=args.url,
+                                progress=not args.no_progress)
     print(f"{args.dataset} ready in {path}")
     return 0
 
@@ -284,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="data folder (default: user cache)")
     p.add_argument("--format", choices=["python", "binary"], default="python",
                    help="CIFAR-10 format")
+    p.add_argument("--url", default=None,
+                   help="a mirror: base URL for mnist, archive URL for cifar10 (checksums are "
+                   "still the official ones)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_download)
     return parser
