@@ -144,3 +144,16 @@ def test_resnet9_channels_last_trains(tmp_path, digits_pair):
     result = train(cfg, tmp_path / "r", train_set=digits_pair[0], test_set=digits_pair[1],
                    progress=False)
     assert result.metrics["test_accuracy"] > 0.8
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_eager_training(tmp_path, digits_pair):
+    """torch.compile (opt-in) must train to the same weights as eager mode, up to fp tolerance."""
+    cfg = TrainConfig(**{**FAST, "epochs": 1})
+    train(cfg, tmp_path / "eager", train_set=digits_pair[0], test_set=digits_pair[1],
+          progress=False)
+    train(cfg.replace(compile=True), tmp_path / "compiled", train_set=digits_pair[0],
+          test_set=digits_pair[1], progress=False)
+    a, b = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
