@@ -169,8 +169,10 @@ class Trainer:
 
             opts = dict(root=config.data_root, download=config.download,
                         skip_corrupt=config.skip_corrupt, progress=progress)
-            train_set = train_set or load_dataset(config.dataset, "train", **opts)
-            test_set = test_set or load_dataset(config.dataset, "test", **opts)
+            if train_set is None:
+                train_set = load_dataset(config.dataset, "train", **opts)
+            if test_set is None:
+                test_set = load_dataset(config.dataset, "test", **opts)
         if train_set.image_shape != test_set.image_shape:
             raise ConfigError(
                 f"train and test images differ in shape: {train_set.image_shape} "
