@@ -1,17 +1,26 @@
-"""Checksum-verified, resumable, atomic downloads over HTTP(S).
+"""Checksum-verified, resumable, atomic downloads over HTTP(S), with :mod:`urllib` only.
 
 ``download(url, dest, md5=…)`` streams to ``dest + ".part"``. If a ``.part`` file is already
 there (an earlier attempt was cut off), it asks the server for the rest with
-``Range: bytes=<size>-``; a ``206 Partial Content`` answer is appended, a plain ``200`` restarts
-from zero. Only once the whole file's digest matches is the ``.part`` renamed to ``dest``
+``Range: bytes=<size>-``:
+
+- ``206 Partial Content`` whose ``Content-Range`` starts at ``<size>``: the bytes are appended;
+- ``200 OK`` (the server ignores ranges): the ``.part`` is rewritten from zero;
+- ``416 Range Not Satisfiable``: the ``.part`` already holds the whole file, if its size equals
+  the total the server reports (otherwise it is deleted and the next call starts over).
+
+Only once the whole file's digest matches is the ``.part`` renamed to ``dest``
 (:func:`os.replace`, atomic), so a partial or corrupt download never looks complete. A digest
-mismatch deletes the ``.part`` and raises :class:`ChecksumError`.
+mismatch deletes the ``.part`` and raises :class:`ChecksumError`. A connection that breaks keeps
+the ``.part``, and the :class:`DataError` says to run again to resume.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -40,6 +49,22 @@ def _expected(md5: str | None, sha256: str | None) -> tuple[str, str] | None:
     return None
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes <start>-<end>/<total>``, or None."""
+    match = re.match(r"\s*bytes\s+(\d+)-", content_range or "")
+    return int(match.group(1)) if match else None
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The total size in ``Content-Range: bytes …/<total>``, or None if absent or ``*``."""
+    match = re.search(r"/(\d+)\s*$", content_range or "")
+    return int(match.group(1)) if match else None
+
+
 def download(
     url: str,
     dest: str | os.PathLike[str],
@@ -49,26 +74,53 @@ def download(
     progress: bool = True,
     timeout: float = 60.0,
 ) -> Path:
-    """Download ``url`` to ``dest`` (see the module docstring); returns ``dest``.
+    """Download ``url`` to ``dest`` (see the module docstring); returns ``dest`` as a Path.
 
-    If ``dest`` exists and matches the checksum, nothing is fetched.
+    Args:
+        url: an ``http://`` or ``https://`` address.
+        dest: the final file; bytes first go to ``dest + ".part"``.
+        md5, sha256: the expected hex digest (``sha256`` wins if both are given). Without one
+            the file is accepted as received.
+        progress: show a tqdm progress bar.
+        timeout: seconds to wait for the server on connect and on each read.
+
+    If ``dest`` exists and matches the checksum (or no checksum is given), nothing is fetched.
+
+    Raises:
+        ChecksumError: the received file has another digest (the ``.part`` is deleted).
+        DataError: the URL is invalid, the server answers an HTTP error, or the connection fails
+            or breaks off (the ``.part`` is kept for the next call to resume).
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     check = _expected(md5, sha256)
     if dest.is_file() and (check is None or file_digest(dest, check[0]) == check[1]):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"expected a writable folder for {str(dest)!r}, got {exc}") from exc
     offset = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "foveal"})
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "foveal"})
+    except ValueError as exc:
+        raise DataError(f"expected an http(s) URL to download, got {url!r}") from exc
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            if offset and response.status != 206:
+            if offset and response.status == 206:
+                start = _range_start(response.headers.get("Content-Range"))
+                if start is not None and start != offset:
+                    part.unlink(missing_ok=True)
+                    raise DataError(
+                        f"download of {url}: expected the range from byte {offset}, got one "
+                        f"from byte {start}; the partial file was deleted, run again"
+                    )
+            elif offset:
                 offset = 0  # the server ignored the range: start over
             length = response.headers.get("Content-Length")
-            total = offset + int(length) if length else None
+            total = offset + int(length) if length and length.isdigit() else None
             with open(part, "ab" if offset else "wb") as out, tqdm(
                 total=total, initial=offset, unit="B", unit_scale=True, disable=not progress,
                 desc=dest.name, leave=False,
@@ -80,18 +132,29 @@ def download(
             received = part.stat().st_size
             if total is not None and received < total:
                 raise DataError(
-                    f"download of {url} stopped after {received} of {total} bytes "
-                    "(run again to resume)"
+                    f"download of {url}: expected {total} bytes, got {received} "
+                    "(connection closed; run again to resume)"
                 )
+    except DataError:
+        raise
     except urllib.error.HTTPError as exc:
-        # 416: the range starts at the end, so the .part may already be whole; the digest decides
         if not (exc.code == 416 and offset):
-            raise DataError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            raise DataError(
+                f"download of {url} failed: HTTP {exc.code} {_one_line(exc.reason)}"
+            ) from exc
+        # 416: the range starts at or past the end. Whole only if the sizes agree.
+        size = _range_total(exc.headers.get("Content-Range") if exc.headers else None)
+        if size is not None and size != offset:
+            part.unlink(missing_ok=True)
+            raise DataError(
+                f"download of {url}: expected a partial file of at most {size} bytes, got "
+                f"{offset}; the partial file was deleted, run again"
+            ) from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         kept = part.stat().st_size if part.exists() else 0
+        reason = _one_line(getattr(exc, "reason", None) or exc) or type(exc).__name__
         raise DataError(
-            f"download of {url} failed: {getattr(exc, 'reason', exc)} "
-            f"(run again to resume after {kept} bytes)"
+            f"download of {url} failed: {reason} (run again to resume after {kept} bytes)"
         ) from exc
     if check is not None:
         got = file_digest(part, check[0])

@@ -6,7 +6,12 @@ An IDX file is a big-endian header followed by the data::
     then d big-endian uint32 sizes, then prod(sizes) values
 
 so images are ``0x00000803`` with sizes ``(N, 28, 28)`` and labels ``0x00000801`` with ``(N,)``.
-Gzip is recognised by its magic bytes (``1f 8b``), not the file name.
+Gzip is recognised by its magic bytes (``1f 8b``), not the file name. The payload must hold
+exactly ``prod(sizes)`` bytes: a truncated (or padded) file is an error, not a short dataset.
+
+``read_mnist(root, split)`` looks in ``root`` for ``train-images-idx3-ubyte`` and
+``train-labels-idx1-ubyte`` (``t10k-…`` for ``test``), each raw or with ``.gz``, and also in
+``root/MNIST/raw/``, where other tools put them.
 
 Reference: Y. LeCun, C. Cortes, C. Burges, "The MNIST database of handwritten digits".
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +41,41 @@ _PREFIX = {"train": "train", "test": "t10k"}
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file of unsigned bytes (gzip or raw) into a ``uint8`` array of its shape."""
+    """Read an IDX file of unsigned bytes (gzip or raw) into a ``uint8`` array of its shape.
+
+    An image file ``(magic 0x00000803)`` gives ``(N, rows, cols)``, a label file
+    ``(0x00000801)`` gives ``(N,)``. The array is a writable copy.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
     except FileNotFoundError as exc:
-        raise DataError(f"IDX file not found: expected a file at {str(path)!r}") from exc
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: expected a gzip-compressed IDX file, got {exc}") from exc
+        raise DataError(f"expected an IDX file at {str(path)!r}, got no such file") from exc
+    except OSError as exc:
+        raise DataError(f"expected a readable IDX file at {str(path)!r}, got {exc}") from exc
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(
+                f"{path}: expected a complete gzip-compressed IDX file, got {reason}"
+            ) from exc
     if len(raw) < 4 or raw[:2] != b"\0\0":
-        raise DataError(f"{path}: expected an IDX magic number 0x0000TTDD, got {raw[:4].hex()}")
+        raise DataError(
+            f"{path}: expected an IDX magic number 0x0000TTDD (00 00 08 01 for labels, "
+            f"00 00 08 03 for images), got {raw[:4].hex(' ') or 'an empty file'}"
+        )
     dtype, ndim = raw[2], raw[3]
     if dtype != 0x08:
         raise DataError(f"{path}: expected unsigned-byte data (type 0x08), got type {dtype:#04x}")
+    if ndim == 0:
+        raise DataError(f"{path}: expected at least one dimension in the IDX header, got 0")
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: expected {ndim} dimension sizes, got a truncated header")
+    if len(raw) < header:
+        raise DataError(
+            f"{path}: expected {ndim} dimension sizes in the IDX header, got a truncated header"
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     count = int(np.prod(shape))
     if len(raw) - header != count:
@@ -60,37 +83,51 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"{path}: expected {count} values for shape {shape}, got {len(raw) - header} "
             "(truncated or padded file)"
         )
-    return np.frombuffer(raw, np.uint8, count, header).reshape(shape)
+    # bytes are immutable, so frombuffer would give a read-only array; copy it once
+    return np.frombuffer(raw, np.uint8, count, header).reshape(shape).copy()
 
 
 def _find(root: Path, stem: str) -> Path:
     for candidate in (root / stem, root / f"{stem}.gz", root / "MNIST" / "raw" / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise DataError(f"MNIST file {stem}[.gz] not found in {str(root)!r}")
+    raise DataError(f"expected the MNIST file {stem}[.gz] in {str(root)!r}, got no such file")
 
 
 def read_mnist(root: str | os.PathLike[str], split: str = "train") -> ArrayDataset:
-    """The ``train`` (60,000) or ``test`` (10,000) split: images ``(N, 28, 28, 1)`` uint8."""
+    """The ``train`` (60,000) or ``test`` (10,000) split: images ``(N, 28, 28, 1)`` uint8.
+
+    Labels are the digits, ``classes`` is ``["0", …, "9"]``.
+    """
     if split not in _PREFIX:
         raise DataError(f"unknown MNIST split {split!r}: expected 'train' or 'test'")
     root = Path(root)
     prefix = _PREFIX[split]
-    images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(
-            f"MNIST {split}: expected images (N, H, W) and N labels, got {images.shape} and "
-            f"{labels.shape}"
-        )
-    return ArrayDataset(np.ascontiguousarray(images[..., None]), labels.astype(np.int64),
+    image_path = _find(root, f"{prefix}-images-idx3-ubyte")
+    label_path = _find(root, f"{prefix}-labels-idx1-ubyte")
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3:
+        raise DataError(f"{image_path}: expected an IDX image file (N, 28, 28), magic 0x00000803, "
+                        f"got shape {images.shape}")
+    if labels.ndim != 1:
+        raise DataError(f"{label_path}: expected an IDX label file (N,), magic 0x00000801, "
+                        f"got shape {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"MNIST {split}: expected as many labels as images ({len(images)}), "
+                        f"got {len(labels)} in {str(label_path)!r}")
+    return ArrayDataset(images[..., None], labels.astype(np.int64),
                         [str(i) for i in range(10)], f"mnist/{split}")
 
 
 def download_mnist(
     root: str | os.PathLike[str], *, base_url: str = MNIST_URL, progress: bool = True
 ) -> Path:
-    """Fetch the four official files into ``root`` (md5-verified, resumable); returns ``root``."""
+    """Fetch the four official gzip files into ``root``; returns ``root``.
+
+    Each file is checked against its published md5 (``MNIST_FILES``); files already present and
+    verified are not fetched again, and an interrupted download resumes (see :func:`download`).
+    ``base_url`` may point at a mirror; the official checksums still apply.
+    """
     root = Path(root)
     for name, md5 in MNIST_FILES.items():
         download(base_url.rstrip("/") + "/" + name, root / name, md5=md5, progress=progress)
