@@ -4,6 +4,7 @@
     python bench/real_data.py classic            # the PyTorch tutorial recipe (about 50-60%)
     python bench/real_data.py mnist              # small CNN on MNIST (goal: >= 99%)
     python bench/real_data.py cifar10 --set width=16 --set epochs=30   # any config override
+    python bench/real_data.py cifar10 --resume runs/bench-cifar10-cpu-…  # continue a killed run
 
 The tarballs in ``../shared/data`` are unpacked once into ``$FOVEAL_CACHE/bench`` (default
 ``~/.cache/foveal/bench``); the decoded-image cache then makes later runs start in seconds. Each
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from common import REPO, SHARED_DATA, save
 from foveal.training.presets import preset
-from foveal.training.trainer import select_device, train
+from foveal.training.trainer import resume_config, select_device, train
 
 TASKS = {
     # task: (preset, tarball, folder inside it)
@@ -66,14 +67,22 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override, e.g. epochs=30 or width=16")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                    help="continue an interrupted benchmark run from its last checkpoint")
     args = ap.parse_args()
     name, tarball, folder = TASKS[args.task]
     data = unpack(tarball, folder)
-    overrides = dict(parse_override(s) for s in args.set)
-    config = preset(name).replace(dataset=str(data), device=args.device, **overrides)
-    device = str(select_device(args.device))
-    run_dir = REPO / "runs" / f"bench-{args.task}-{device}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = train(config, run_dir)
+    if args.resume is not None:
+        run_dir = args.resume
+        config = resume_config(run_dir)
+        device = str(select_device(config.device))
+        result = train(config, run_dir, resume=True)
+    else:
+        overrides = dict(parse_override(s) for s in args.set)
+        config = preset(name).replace(dataset=str(data), device=args.device, **overrides)
+        device = str(select_device(args.device))
+        run_dir = REPO / "runs" / f"bench-{args.task}-{device}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = train(config, run_dir)
     m = result.metrics
     summary = {
         "benchmark": f"real_data/{args.task}", "preset": name, "overrides": args.set,
