@@ -15,6 +15,9 @@ exploding or vanishing with depth:
 A uniform ``U(−b, b)`` has variance ``b² / 3``, so each rule's uniform bound is ``b = √3 σ``.
 For a convolution weight (out, in, kh, kw), ``fan_in = in · kh · kw`` and
 ``fan_out = out · kh · kw``.
+
+:func:`activation_statistics` measures the point empirically: the per-layer activation std of
+a deep tanh or ReLU stack under each initialiser (and two baselines that ignore the fan).
 """
 
 from __future__ import annotations
@@ -111,3 +114,51 @@ INITIALISERS = {
     "lecun_uniform": lecun_uniform,
     "lecun_normal": lecun_normal,
 }
+
+# Baselines for the activation-statistics experiment: a "naive" small Gaussian, as in many early
+# tutorials, and a unit Gaussian that ignores the fan altogether.
+NAIVE_STD = 0.01
+BASELINES = {"naive": NAIVE_STD, "unit_normal": 1.0}
+NONLINEARITIES = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z}
+
+
+def activation_statistics(
+    init_name: str, nonlinearity: str, depth: int = 20, width: int = 256, batch: int = 512,
+    seed: int = 0,
+) -> np.ndarray:
+    """Standard deviation of the activations through a deep stack, layer by layer.
+
+    A batch ``x₀`` (batch, width) of i.i.d. N(0, 1) inputs goes through ``depth`` square layers
+    ``x_{l+1} = φ(x_l W_lᵀ)`` (no bias), W_l (width, width) drawn by ``init_name`` and φ the
+    ``nonlinearity`` (``"tanh"``, ``"relu"`` or ``"linear"``). Returns the (depth + 1,) array
+    ``[std(x₀), std(x₁), …, std(x_depth)]`` (over all batch elements and units).
+
+    ``init_name`` is a key of :data:`INITIALISERS` (Kaiming with its ReLU gain, whatever φ) or
+    a baseline: ``"naive"`` = N(0, 0.01²), ``"unit_normal"`` = N(0, 1). With width = fan = 256 the
+    per-layer gain of the pre-activation variance is fan·σ²: 2 for Kaiming, 1 for Xavier and
+    LeCun (square layers), 0.0256 for naive and 256 for unit_normal — so for ReLU (which then
+    halves the second moment) only Kaiming keeps the scale, and for tanh (slope 1 at 0) the
+    naive init vanishes and unit_normal saturates at ±1.
+    """
+    if init_name not in INITIALISERS and init_name not in BASELINES:
+        names = ", ".join([*INITIALISERS, *BASELINES])
+        raise ValueError(f"activation_statistics: unknown init_name {init_name!r}; valid: "
+                         f"{names}")
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"activation_statistics: nonlinearity must be one of "
+                         f"{', '.join(NONLINEARITIES)}, got {nonlinearity!r}")
+    if depth < 1 or width < 1 or batch < 2:
+        raise ValueError(f"activation_statistics: need depth >= 1, width >= 1, batch >= 2, got "
+                         f"depth={depth}, width={width}, batch={batch}")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, width))
+    stds = [float(x.std())]
+    for _ in range(depth):
+        shape = (width, width)
+        if init_name in BASELINES:
+            w = rng.normal(0.0, BASELINES[init_name], size=shape)
+        else:
+            w = INITIALISERS[init_name](shape, rng)
+        x = NONLINEARITIES[nonlinearity](x @ w.T)
+        stds.append(float(x.std()))
+    return np.array(stds)
