@@ -3,6 +3,9 @@
     python bench/real_data.py cifar10            # ResNet-9, the cifar10 preset (goal: >= 90%)
     python bench/real_data.py classic            # the PyTorch tutorial recipe (about 50-60%)
     python bench/real_data.py mnist              # small CNN on MNIST (goal: >= 99%)
+    python bench/real_data.py scratch-mnist      # the NumPy engine: small CNN (goal: >= 98%)
+    python bench/real_data.py scratch-mnist-mlp  # the NumPy engine: two-layer net, 800 hidden
+    python bench/real_data.py scratch-cifar10    # the NumPy engine: small CNN on CIFAR-10
     python bench/real_data.py cifar10 --set width=16 --set epochs=30   # any config override
     python bench/real_data.py cifar10 --resume runs/bench-cifar10-cpu-…  # continue a killed run
 
@@ -30,6 +33,9 @@ TASKS = {
     "cifar10": ("cifar10", "cifar10-jpg.tar.gz", "cifar10-jpg"),
     "classic": ("classic", "cifar10-jpg.tar.gz", "cifar10-jpg"),
     "mnist": ("mnist", "mnist-png.tar.gz", "mnist-pngs"),
+    "scratch-mnist": ("scratch-mnist", "mnist-png.tar.gz", "mnist-pngs"),
+    "scratch-mnist-mlp": ("scratch-mnist-mlp", "mnist-png.tar.gz", "mnist-pngs"),
+    "scratch-cifar10": ("scratch-cifar10", "cifar10-jpg.tar.gz", "cifar10-jpg"),
 }
 
 

@@ -40,6 +40,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--crop-padding", "crop_padding", int, "random-crop padding in pixels (0: off)"),
     ("--cutout", "cutout", int, "cutout square side in pixels (0: off)"),
     ("--device", "device", str, "auto, cpu, cuda or mps"),
+    ("--engine", "engine", str, "torch, or scratch: the NumPy engine (small_cnn, mlp)"),
     ("--seed", "seed", int, "random seed"),
     ("--checkpoint-every", "checkpoint_every", int, "also checkpoint every N steps"),
 ]

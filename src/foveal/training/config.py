@@ -16,6 +16,7 @@ from foveal.training.schedules import SCHEDULE_NAMES
 
 OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adamw")
 DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+ENGINE_NAMES: tuple[str, ...] = ("torch", "scratch")
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TrainConfig:
     Augmentation (training batches only):
         crop_padding, flip, cutout: see :class:`foveal.data.augment.Augment`.
     Execution:
+        engine: ``torch`` (the default) or ``scratch``: the NumPy engine of
+            :mod:`foveal.scratch`, for ``small_cnn`` and ``mlp`` on the CPU (``device``,
+            ``bf16``, ``channels_last``, ``compile`` and ``deterministic`` do not apply).
         device: ``auto`` picks cuda, then mps, then cpu.
         bf16: autocast matrix work to bfloat16 on CUDA (ignored elsewhere).
         channels_last: NHWC memory format for convolutions.
@@ -82,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     checkpoint_every: int = 0
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -103,6 +108,14 @@ class TrainConfig:
               f"unknown schedule {self.schedule!r}: expected one of {', '.join(SCHEDULE_NAMES)}")
         check(self.device in DEVICE_NAMES,
               f"unknown device {self.device!r}: expected one of {', '.join(DEVICE_NAMES)}")
+        check(self.engine in ENGINE_NAMES,
+              f"unknown engine {self.engine!r}: expected one of {', '.join(ENGINE_NAMES)}")
+        if self.engine == "scratch":
+            from foveal.scratch.models import SCRATCH_MODEL_NAMES
+
+            check(self.model in SCRATCH_MODEL_NAMES,
+                  f"the scratch engine has no model {self.model!r}: expected one of "
+                  f"{', '.join(SCRATCH_MODEL_NAMES)}")
         check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         check(self.eval_batch_size >= 1,

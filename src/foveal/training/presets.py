@@ -6,6 +6,9 @@
 - ``classic``: the PyTorch CIFAR-10 tutorial exactly: the small CNN, plain SGD with lr 0.001
   and momentum 0.9, batch 4, 2 epochs, no augmentation. Known to land near 50–60% test accuracy.
 - ``mnist``: the small CNN on MNIST with small translations; reaches 99%.
+- ``scratch-mnist``, ``scratch-mnist-mlp``, ``scratch-cifar10``: the NumPy engine of
+  :mod:`foveal.scratch` training the small CNN and a two-layer net (one hidden layer of 800
+  units, as in Simard et al. 2003) on MNIST, and the small CNN on CIFAR-10, on the CPU.
 """
 
 from __future__ import annotations
@@ -32,6 +35,20 @@ PRESETS: dict[str, TrainConfig] = {
     "mnist": TrainConfig(
         dataset="mnist", model="small_cnn", epochs=8, batch_size=64, lr=0.05,
         weight_decay=5e-4, warmup_epochs=1, crop_padding=2,
+    ),
+    "scratch-mnist": TrainConfig(
+        dataset="mnist", engine="scratch", model="small_cnn", epochs=4, batch_size=64, lr=0.05,
+        weight_decay=5e-4, warmup_epochs=0.5, channels_last=False, bf16=False,
+    ),
+    "scratch-mnist-mlp": TrainConfig(
+        dataset="mnist", engine="scratch", model="mlp",
+        model_options={"hidden": [800], "dropout": 0.2}, epochs=10, batch_size=64, lr=0.05,
+        weight_decay=1e-4, warmup_epochs=0.5, channels_last=False, bf16=False,
+    ),
+    "scratch-cifar10": TrainConfig(
+        dataset="cifar10", engine="scratch", model="small_cnn", epochs=10, batch_size=64,
+        lr=0.05, weight_decay=5e-4, warmup_epochs=0.5, crop_padding=2, flip=True,
+        channels_last=False, bf16=False,
     ),
 }
 

@@ -404,6 +404,11 @@ def train(
     A fresh run refuses a ``run_dir`` that already holds a checkpoint, so finished work is never
     overwritten by accident; pass ``resume=True`` to continue it.
     """
+    if config.engine == "scratch":
+        from foveal.scratch.solver import train as train_scratch
+
+        return train_scratch(config, run_dir, resume=resume, train_set=train_set,
+                             test_set=test_set, progress=progress)
     run_dir = Path(run_dir)
     if not resume and (run_dir / CHECKPOINT_FILE).exists():
         raise FovealError(
@@ -417,7 +422,11 @@ def train(
 
 def resume_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """The configuration a run folder's checkpoint was made with (for ``--resume``)."""
+    from foveal.scratch.solver import is_scratch_checkpoint, load_state
+
     ckpt_path = Path(run_dir) / CHECKPOINT_FILE
+    if is_scratch_checkpoint(ckpt_path):
+        return TrainConfig.from_json(load_state(ckpt_path)["config"])
     ckpt = load_checkpoint(ckpt_path)
     if "config" not in ckpt.state:
         raise CheckpointError(f"{ckpt_path}: expected a training checkpoint with its config")

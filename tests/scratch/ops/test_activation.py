@@ -189,3 +189,10 @@ def test_selu_constants_are_torchs():
     y = F.selu(torch.tensor([-1e3, 1.0], dtype=torch.float64)).numpy()
     assert math.isclose(-A.SELU_SCALE * A.SELU_ALPHA, y[0], rel_tol=1e-15)
     assert math.isclose(A.SELU_SCALE, y[1], rel_tol=1e-15)
+
+
+def test_relu_propagates_nan_like_torch():
+    from foveal.scratch.ops.activation import relu as relu_
+
+    x = np.array([np.nan, -1.0, 2.0])
+    np.testing.assert_array_equal(relu_(x).data, torch.relu(torch.as_tensor(x)).numpy())

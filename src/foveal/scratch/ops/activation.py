@@ -89,11 +89,12 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
 def relu(x: ArrayLike) -> Tensor:
     """Rectified linear unit, ``max(x, 0)`` (Nair & Hinton, ICML 2010).
 
-    Backward: ``g · 1[x > 0]``, so ReLU'(0) = 0, as torch.
+    Backward: ``g · 1[x > 0]``, so ReLU'(0) = 0, as torch. NaN passes through (as torch), so a
+    diverged run is caught by the loss check instead of being hidden.
     """
     x = _floating(x, "relu")
     positive = x.data > 0
-    y = np.where(positive, x.data, np.zeros((), x.dtype))
+    y = np.maximum(x.data, np.zeros((), x.dtype))
     return node(y, (x,), lambda g: (g * positive,), "relu")
 
 

@@ -1,0 +1,283 @@
+"""2-D convolution (cross-correlation, as torch), a naive reference and a fast im2col version,
+and the transposed convolution as its adjoint.
+
+Conventions: input ``x`` (N, C_in, H, W); weight ``W`` (C_out, C_in/groups, kH, kW); output
+(N, C_out, OH, OW) with
+
+    y[n, o, i, j] = b[o] + Σ_{c, u, v} W[o, c, u, v] · x_pad[n, g·C_g + c, i·s + u·d, j·s + v·d]
+
+(``g`` the group of channel ``o``, ``C_g = C_in/groups``) and
+
+    OH = ⌊(H + 2p − d(kH − 1) − 1) / s⌋ + 1.
+
+torch floors that division; with ``exact=True`` a remainder (some input rows never reach the
+output) is an error instead.
+
+The fast version: **im2col** stacks, for each kernel offset (u, v), the strided slice of the
+padded input that offset sees, giving ``cols`` (G, C_g·kH·kW, N·OH·OW); then one matrix product
+per group, ``Y = W_mat · cols``. Backward is that product's backward (multiply swaps):
+``∂L/∂W_mat = G_y · colsᵀ`` and ``∂L/∂cols = W_matᵀ · G_y``, followed by **col2im**, the adjoint of
+im2col, which adds each offset's slice back into the padded input (copy sums), and
+``∂L/∂b = Σ G_y``.
+
+The transposed convolution is conv2d's adjoint: its forward is conv2d's input gradient, so
+``⟨conv2d(x, W), y⟩ = ⟨x, conv_transpose2d(y, W)⟩``; it is not conv2d's inverse.
+Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, node
+
+Pair = int | tuple[int, int]
+
+
+def _pair(value: Pair, name: str, op: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+        raise ValueError(f"{op}: expected {name} to be an int >= {minimum} or a pair of them, "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1, exact: bool = False) -> int:
+    """``⌊(size + 2p − d(k − 1) − 1) / s⌋ + 1``; with ``exact`` a non-zero remainder is an error."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ValueError(f"conv: kernel {kernel} (dilation {dilation}) does not fit input size "
+                         f"{size} with padding {padding}")
+    if exact and span % stride:
+        raise ValueError(
+            f"conv: output size (size + 2p − d(k−1) − 1)/s + 1 = ({size} + {2 * padding} − "
+            f"{dilation * (kernel - 1)} − 1)/{stride} + 1 is not an integer"
+        )
+    return span // stride + 1
+
+
+def _floating(x: ArrayLike, name: str, op: str) -> Tensor:
+    if not isinstance(x, Tensor) and np.asarray(x).dtype.kind != "f":
+        raise ValueError(f"{op}: expected a floating-point {name}, got dtype "
+                         f"{np.asarray(x).dtype}")
+    return as_tensor(x)
+
+
+def _check(x: Tensor, w: Tensor, b: Tensor | None, groups: int, op: str,
+           transposed: bool = False) -> None:
+    for name, t in (("input", x), ("weight", w)):
+        if t.dtype.kind != "f":
+            raise ValueError(f"{op}: expected a floating-point {name}, got dtype {t.dtype}")
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"{op}: expected input (N, C, H, W) and a 4-D weight, got {x.shape} "
+                         f"and {w.shape}")
+    if groups < 1:
+        raise ValueError(f"{op}: expected groups >= 1, got {groups}")
+    c_in = w.shape[0] if transposed else w.shape[1] * groups
+    if x.shape[1] != c_in or (not transposed and w.shape[0] % groups) or (
+            transposed and w.shape[0] % groups):
+        raise ValueError(f"{op}: expected input channels {c_in} for weight {w.shape} and "
+                         f"groups={groups}, got input {x.shape}")
+    c_out = w.shape[1] * groups if transposed else w.shape[0]
+    if b is not None and b.shape != (c_out,):
+        raise ValueError(f"{op}: expected bias of shape ({c_out},), got {b.shape}")
+
+
+def im2col(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, s: tuple[int, int],
+           d: tuple[int, int], groups: int) -> np.ndarray:
+    """Padded (N, C, Hp, Wp) → cols (G, C_g·kH·kW, N·OH·OW), rows ordered (c, u, v)."""
+    n, c = xp.shape[:2]
+    cg = c // groups
+    cols = np.empty((groups, cg, kh, kw, n, oh, ow), dtype=xp.dtype)
+    xg = xp.reshape(n, groups, cg, *xp.shape[2:]).transpose(1, 2, 0, 3, 4)  # (G, Cg, N, Hp, Wp)
+    for u in range(kh):
+        for v in range(kw):
+            r, q = u * d[0], v * d[1]
+            cols[:, :, u, v] = xg[..., r: r + s[0] * (oh - 1) + 1: s[0],
+                                  q: q + s[1] * (ow - 1) + 1: s[1]]
+    return cols.reshape(groups, cg * kh * kw, n * oh * ow)
+
+
+def col2im(cols: np.ndarray, shape: tuple[int, ...], kh: int, kw: int, oh: int, ow: int,
+           s: tuple[int, int], d: tuple[int, int], groups: int) -> np.ndarray:
+    """The adjoint of :func:`im2col`: add every offset's slice back into a padded array."""
+    n, c, hp, wp = shape
+    cg = c // groups
+    cols = cols.reshape(groups, cg, kh, kw, n, oh, ow)
+    out = np.zeros((groups, cg, n, hp, wp), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            r, q = u * d[0], v * d[1]
+            out[..., r: r + s[0] * (oh - 1) + 1: s[0], q: q + s[1] * (ow - 1) + 1: s[1]] += (
+                cols[:, :, u, v])
+    return out.transpose(2, 0, 1, 3, 4).reshape(n, c, hp, wp)
+
+
+def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[int, int],
+                  d: tuple[int, int], groups: int, exact: bool
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    n, _, h, w = xd.shape
+    c_out, cg, kh, kw = wd.shape
+    oh = conv_output_size(h, kh, s[0], p[0], d[0], exact)
+    ow = conv_output_size(w, kw, s[1], p[1], d[1], exact)
+    xp = np.pad(xd, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else xd
+    cols = im2col(xp, kh, kw, oh, ow, s, d, groups)
+    wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
+    y = np.matmul(wmat, cols)  # (G, O_g, N·OH·OW)
+    y = y.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(y), cols, xp.shape
+
+
+def _conv_input_grad(g: np.ndarray, wd: np.ndarray, xp_shape: tuple[int, ...],
+                     s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], groups: int,
+                     out_hw: tuple[int, int]) -> np.ndarray:
+    """∂L/∂x of conv2d for upstream ``g`` (N, C_out, OH, OW): col2im(W_matᵀ · G)."""
+    n, c_out, oh, ow = g.shape
+    _, cg, kh, kw = wd.shape
+    gmat = g.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, n * oh * ow)
+    wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
+    dcols = np.matmul(wmat.transpose(0, 2, 1), gmat)
+    dxp = col2im(dcols, xp_shape, kh, kw, oh, ow, s, d, groups)
+    h, w = out_hw
+    return dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]
+
+
+def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, stride: Pair = 1,
+           padding: Pair = 0, dilation: Pair = 1, groups: int = 1, exact: bool = False
+           ) -> Tensor:
+    """Fast 2-D convolution by im2col and one matrix product per group (see module doc).
+
+    x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) → (N, C_out, OH, OW).
+    ``exact=True`` rejects a non-integer output size instead of flooring it.
+    """
+    x, w = _floating(x, "input", "conv2d"), _floating(weight, "weight", "conv2d")
+    b = as_tensor(bias) if bias is not None else None
+    _check(x, w, b, groups, "conv2d")
+    s = _pair(stride, "stride", "conv2d", 1)
+    p = _pair(padding, "padding", "conv2d", 0)
+    d = _pair(dilation, "dilation", "conv2d", 1)
+    y, cols, xp_shape = _conv_forward(x.data, w.data, s, p, d, groups, exact)
+    if b is not None:
+        y += b.data[:, None, None]
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g: np.ndarray) -> list[np.ndarray | None]:
+        n, c_out, oh, ow = g.shape
+        grads: list[np.ndarray | None] = [None, None]
+        if x.requires_grad:
+            grads[0] = _conv_input_grad(g, w.data, xp_shape, s, p, d, groups, x.shape[2:])
+        if w.requires_grad:
+            gmat = g.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, n * oh * ow)
+            grads[1] = np.matmul(gmat, cols.transpose(0, 2, 1)).reshape(w.shape)
+        if b is not None:
+            grads.append(g.sum(axis=(0, 2, 3)))
+        return grads
+
+    return node(y, parents, backward, "conv2d")
+
+
+def conv2d_naive(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                 stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1, groups: int = 1
+                 ) -> Tensor:
+    """The readable reference: the definition in the module doc as loops over output pixels.
+
+    Forward: each output pixel is a dot product of the kernel with the window it sees.
+    Backward: each output pixel's gradient flows back to that window (multiply swaps): the
+    window's values go to ∂L/∂W and the kernel, times the gradient, is added into ∂L/∂x.
+    Slow; for teaching and for testing :func:`conv2d`.
+    """
+    x, w = _floating(x, "input", "conv2d_naive"), _floating(weight, "weight", "conv2d_naive")
+    b = as_tensor(bias) if bias is not None else None
+    _check(x, w, b, groups, "conv2d_naive")
+    s = _pair(stride, "stride", "conv2d_naive", 1)
+    p = _pair(padding, "padding", "conv2d_naive", 0)
+    d = _pair(dilation, "dilation", "conv2d_naive", 1)
+    n, _, h, wd = x.shape
+    c_out, cg, kh, kw = w.shape
+    og = c_out // groups
+    oh = conv_output_size(h, kh, s[0], p[0], d[0])
+    ow = conv_output_size(wd, kw, s[1], p[1], d[1])
+    xp = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    y = np.zeros((n, c_out, oh, ow), dtype=x.dtype)
+
+    def window(i: int, j: int, grp: int) -> tuple[slice, slice, slice]:
+        r, q = i * s[0], j * s[1]
+        return (slice(grp * cg, (grp + 1) * cg),
+                slice(r, r + d[0] * (kh - 1) + 1, d[0]), slice(q, q + d[1] * (kw - 1) + 1, d[1]))
+
+    for o in range(c_out):
+        for i in range(oh):
+            for j in range(ow):
+                cs, rs, qs = window(i, j, o // og)
+                y[:, o, i, j] = np.sum(xp[:, cs, rs, qs] * w.data[o], axis=(1, 2, 3))
+    if b is not None:
+        y += b.data[:, None, None]
+
+    def backward(g: np.ndarray) -> list[np.ndarray | None]:
+        dxp = np.zeros_like(xp)
+        dw = np.zeros_like(w.data)
+        for o in range(c_out):
+            for i in range(oh):
+                for j in range(ow):
+                    cs, rs, qs = window(i, j, o // og)
+                    go = g[:, o, i, j][:, None, None, None]
+                    dw[o] += np.sum(go * xp[:, cs, rs, qs], axis=0)
+                    dxp[:, cs, rs, qs] += go * w.data[o]
+        grads: list[np.ndarray | None] = [dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + wd], dw]
+        if b is not None:
+            grads.append(g.sum(axis=(0, 2, 3)))
+        return grads
+
+    return node(y, (x, w) if b is None else (x, w, b), backward, "conv2d_naive")
+
+
+def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
+                     stride: Pair = 1, padding: Pair = 0, output_padding: Pair = 0,
+                     groups: int = 1, dilation: Pair = 1) -> Tensor:
+    """The adjoint of :func:`conv2d` (torch's ``conv_transpose2d``).
+
+    x (N, C_in, H, W), weight (C_in, C_out/groups, kH, kW) (torch's layout), bias (C_out,) →
+    (N, C_out, OH, OW) with ``OH = (H − 1)s − 2p + d(kH − 1) + output_padding + 1``.
+    Forward = conv2d's input gradient; its input gradient = conv2d's forward; its weight
+    gradient = conv2d's weight gradient with the roles of input and output exchanged.
+    """
+    x = _floating(x, "input", "conv_transpose2d")
+    w = _floating(weight, "weight", "conv_transpose2d")
+    b = as_tensor(bias) if bias is not None else None
+    _check(x, w, b, groups, "conv_transpose2d", transposed=True)
+    s = _pair(stride, "stride", "conv_transpose2d", 1)
+    p = _pair(padding, "padding", "conv_transpose2d", 0)
+    d = _pair(dilation, "dilation", "conv_transpose2d", 1)
+    op = _pair(output_padding, "output_padding", "conv_transpose2d", 0)
+    if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
+        raise ValueError(f"conv_transpose2d: expected output_padding smaller than stride or "
+                         f"dilation, got output_padding={op}, stride={s}, dilation={d}")
+    n, c_in, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    c_out = og * groups
+    out_h = (h - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op[0] + 1
+    out_w = (wd - 1) * s[1] - 2 * p[1] + d[1] * (kw - 1) + op[1] + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"conv_transpose2d: output size ({out_h}, {out_w}) is not positive for "
+                         f"input {x.shape}")
+    # as a conv2d, this op's weight is (C_in, C_out/groups, kH, kW) read as (out, in) groups
+    xp_shape = (n, c_out, out_h + 2 * p[0], out_w + 2 * p[1])
+    y = _conv_input_grad(x.data, w.data, xp_shape, s, p, d, groups, (out_h, out_w))
+    y = np.ascontiguousarray(y)
+    if b is not None:
+        y += b.data[:, None, None]
+
+    def backward(g: np.ndarray) -> list[np.ndarray | None]:
+        # conv2d's forward maps the upstream gradient back onto the input grid
+        gx, cols, _ = _conv_forward(g, w.data, s, p, d, groups, exact=False)
+        grads: list[np.ndarray | None] = [gx[:, :, :h, :wd] if x.requires_grad else None, None]
+        if w.requires_grad:
+            xmat = x.data[:, :, : gx.shape[2], : gx.shape[3]]
+            xmat = xmat.transpose(1, 0, 2, 3).reshape(groups, c_in // groups, -1)
+            grads[1] = np.matmul(xmat, cols.transpose(0, 2, 1)).reshape(w.shape)
+        if b is not None:
+            grads.append(g.sum(axis=(0, 2, 3)))
+        return grads
+
+    return node(y, (x, w) if b is None else (x, w, b), backward, "conv_transpose2d")
