@@ -293,6 +293,20 @@ def as_tensor(x: ArrayLike, dtype: np.dtype | None = None) -> Tensor:
     return Tensor(array)
 
 
+def float_tensor(x: ArrayLike, op: str, name: str = "input") -> Tensor:
+    """``x`` as a Tensor, refusing integer and boolean arrays with a one-line error naming ``op``.
+
+    (:func:`as_tensor` converts integers silently, which is right for constants but hides a
+    bug when labels or indices reach an op that expects real values.)
+    """
+    if isinstance(x, Tensor):
+        return x
+    array = np.asarray(x)
+    if array.dtype.kind != "f":
+        raise ValueError(f"{op}: expected a floating-point {name}, got dtype {array.dtype}")
+    return Tensor(array)
+
+
 def node(
     data: np.ndarray, parents: Sequence[Tensor], backward: BackwardFn, op: str
 ) -> Tensor:

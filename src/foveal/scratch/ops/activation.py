@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from foveal.scratch.tensor import ArrayLike, Tensor, node
+from foveal.scratch.tensor import ArrayLike, Tensor, float_tensor, node
 
 # Klambauer et al. (2017), eq. 14: the fixed point (mean 0, variance 1) of a SELU layer.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -44,15 +44,6 @@ _GELU_SIGMOID_SCALE = 1.702
 # math.erfc per element: exact to an ulp and needs only the standard library (see _normal_cdf).
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
-
-def _floating(x: ArrayLike, op: str) -> Tensor:
-    """``x`` as a Tensor, refusing integer and boolean arrays (an activation of labels is a bug)."""
-    if isinstance(x, Tensor):
-        return x
-    array = np.asarray(x)
-    if array.dtype.kind != "f":
-        raise ValueError(f"{op}: expected a floating-point input, got dtype {array.dtype}")
-    return Tensor(array)
 
 
 def _axis(axis: int, ndim: int, op: str) -> int:
@@ -92,7 +83,7 @@ def relu(x: ArrayLike) -> Tensor:
     Backward: ``g · 1[x > 0]``, so ReLU'(0) = 0, as torch. NaN passes through (as torch), so a
     diverged run is caught by the loss check instead of being hidden.
     """
-    x = _floating(x, "relu")
+    x = float_tensor(x, "relu")
     positive = x.data > 0
     y = np.maximum(x.data, np.zeros((), x.dtype))
     return node(y, (x,), lambda g: (g * positive,), "relu")
@@ -103,7 +94,7 @@ def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> Tensor:
 
     Backward: ``g`` where x > 0, ``g · s`` where x ≤ 0 (the slope at 0 is ``s``, as torch).
     """
-    x = _floating(x, "leaky_relu")
+    x = float_tensor(x, "leaky_relu")
     positive = x.data > 0
     slope = np.where(positive, np.ones((), x.dtype), np.asarray(negative_slope, x.dtype))
     return node(x.data * slope, (x,), lambda g: (g * slope,), "leaky_relu")
@@ -115,7 +106,7 @@ def elu(x: ArrayLike, alpha: float = 1.0) -> Tensor:
     ``f(x) = x`` for x > 0 and ``α(eˣ − 1)`` (computed as ``α·expm1(x)``) for x ≤ 0.
     Backward: ``g`` for x > 0, ``g · α eˣ`` for x ≤ 0 (α at 0, as torch).
     """
-    x = _floating(x, "elu")
+    x = float_tensor(x, "elu")
     return _scaled_elu(x, alpha, 1.0, "elu")
 
 
@@ -125,7 +116,7 @@ def selu(x: ArrayLike) -> Tensor:
 
     Backward: ``g · λ`` for x > 0, ``g · λ α eˣ`` for x ≤ 0.
     """
-    x = _floating(x, "selu")
+    x = float_tensor(x, "selu")
     return _scaled_elu(x, SELU_ALPHA, SELU_SCALE, "selu")
 
 
@@ -152,7 +143,7 @@ def gelu(x: ArrayLike, approximate: str = "none") -> Tensor:
 
     ``"none"`` and ``"tanh"`` are torch's ``F.gelu``; torch has no ``"sigmoid"`` mode.
     """
-    x = _floating(x, "gelu")
+    x = float_tensor(x, "gelu")
     v = x.data
     if approximate == "none":
         cdf = _normal_cdf(v)
@@ -179,14 +170,14 @@ def sigmoid(x: ArrayLike) -> Tensor:
 
     Backward: ``g · σ(x)(1 − σ(x))``, read off the output.
     """
-    x = _floating(x, "sigmoid")
+    x = float_tensor(x, "sigmoid")
     y = _sigmoid(x.data)
     return node(y, (x,), lambda g: (g * y * (1 - y),), "sigmoid")
 
 
 def tanh(x: ArrayLike) -> Tensor:
     """Hyperbolic tangent. Backward: ``g · (1 − y²)`` with ``y = tanh x``."""
-    x = _floating(x, "tanh")
+    x = float_tensor(x, "tanh")
     y = np.tanh(x.data)
     return node(y, (x,), lambda g: (g * (1 - y * y),), "tanh")
 
@@ -198,7 +189,7 @@ def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor
     Below it we use the overflow-free ``(max(βx, 0) + log1p(e^{−|βx|})) / β``.
     Backward: ``g · σ(βx)`` below the threshold, ``g`` above it.
     """
-    x = _floating(x, "softplus")
+    x = float_tensor(x, "softplus")
     if not beta > 0:
         raise ValueError(f"softplus: beta must be > 0, got {beta}")
     bx = beta * x.data
@@ -213,7 +204,7 @@ def silu(x: ArrayLike) -> Tensor:
     """Sigmoid linear unit ``x σ(x)`` (Elfwing, Uchibe & Doya, 2018; "swish" in Ramachandran,
     Zoph & Le, 2017). Backward: ``g · σ(x)(1 + x(1 − σ(x)))``.
     """
-    x = _floating(x, "silu")
+    x = float_tensor(x, "silu")
     s = _sigmoid(x.data)
     y = x.data * s
     return node(y, (x,), lambda g: (g * s * (1 + x.data * (1 - s)),), "silu")
@@ -237,7 +228,7 @@ def glu(x: ArrayLike, axis: int = -1) -> Tensor:
 
     Backward: ``∂L/∂a = g σ(b)``, ``∂L/∂b = g a σ(b)(1 − σ(b))``, joined back along ``axis``.
     """
-    x = _floating(x, "glu")
+    x = float_tensor(x, "glu")
     ax, a, b = _halves(x, axis, "glu")
     s = _sigmoid(b)
 
@@ -254,7 +245,7 @@ def swiglu(x: ArrayLike, axis: int = -1) -> Tensor:
 
     Backward: ``∂L/∂a = g b σ(a)(1 + a(1 − σ(a)))``, ``∂L/∂b = g silu(a)``.
     """
-    x = _floating(x, "swiglu")
+    x = float_tensor(x, "swiglu")
     ax, a, b = _halves(x, axis, "swiglu")
     s = _sigmoid(a)
     silu_a = a * s
@@ -273,7 +264,7 @@ def maxout(x: ArrayLike, pieces: int, axis: int = 1) -> Tensor:
     ``g`` to the arg-max of each group only, the first one on ties (as ``torch.max(dim)``).
     Equals torch's ``x.unflatten(axis, (C // pieces, pieces)).max(axis + 1).values``.
     """
-    x = _floating(x, "maxout")
+    x = float_tensor(x, "maxout")
     if isinstance(pieces, bool) or not isinstance(pieces, int | np.integer) or pieces < 1:
         raise ValueError(f"maxout: pieces must be a positive integer, got {pieces!r}")
     ax = _axis(axis, x.ndim, "maxout")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, node
+from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 Pair = int | tuple[int, int]
 
@@ -55,13 +55,6 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
             f"{dilation * (kernel - 1)} − 1)/{stride} + 1 is not an integer"
         )
     return span // stride + 1
-
-
-def _floating(x: ArrayLike, name: str, op: str) -> Tensor:
-    if not isinstance(x, Tensor) and np.asarray(x).dtype.kind != "f":
-        raise ValueError(f"{op}: expected a floating-point {name}, got dtype "
-                         f"{np.asarray(x).dtype}")
-    return as_tensor(x)
 
 
 def _check(x: Tensor, w: Tensor, b: Tensor | None, groups: int, op: str,
@@ -151,7 +144,7 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) → (N, C_out, OH, OW).
     ``exact=True`` rejects a non-integer output size instead of flooring it.
     """
-    x, w = _floating(x, "input", "conv2d"), _floating(weight, "weight", "conv2d")
+    x, w = float_tensor(x, "conv2d", "input"), float_tensor(weight, "conv2d", "weight")
     b = as_tensor(bias) if bias is not None else None
     _check(x, w, b, groups, "conv2d")
     s = _pair(stride, "stride", "conv2d", 1)
@@ -187,7 +180,7 @@ def conv2d_naive(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     window's values go to ∂L/∂W and the kernel, times the gradient, is added into ∂L/∂x.
     Slow; for teaching and for testing :func:`conv2d`.
     """
-    x, w = _floating(x, "input", "conv2d_naive"), _floating(weight, "weight", "conv2d_naive")
+    x, w = float_tensor(x, "conv2d_naive", "input"), float_tensor(weight, "conv2d_naive", "weight")
     b = as_tensor(bias) if bias is not None else None
     _check(x, w, b, groups, "conv2d_naive")
     s = _pair(stride, "stride", "conv2d_naive", 1)
@@ -242,8 +235,8 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = N
     Forward = conv2d's input gradient; its input gradient = conv2d's forward; its weight
     gradient = conv2d's weight gradient with the roles of input and output exchanged.
     """
-    x = _floating(x, "input", "conv_transpose2d")
-    w = _floating(weight, "weight", "conv_transpose2d")
+    x = float_tensor(x, "conv_transpose2d", "input")
+    w = float_tensor(weight, "conv_transpose2d", "weight")
     b = as_tensor(bias) if bias is not None else None
     _check(x, w, b, groups, "conv_transpose2d", transposed=True)
     s = _pair(stride, "stride", "conv_transpose2d", 1)

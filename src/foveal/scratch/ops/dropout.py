@@ -20,7 +20,7 @@ import numpy as np
 
 from foveal.scratch.ops.elementwise import mul
 from foveal.scratch.ops.linear import linear
-from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, node
+from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 
 def dropout(
@@ -38,7 +38,7 @@ def dropout(
     Backward: ``g ⊙ m / (1 − p)``, reusing the forward mask, so the gradient is exactly zero
     where the output was zeroed.
     """
-    x = _floating(x, "dropout")
+    x = float_tensor(x, "dropout")
     check_drop_probability(p, "dropout")
     if not training or p == 0:
         return x
@@ -70,8 +70,8 @@ def drop_connect(
     Backward: ``∂L/∂W = (Gᵀ x) ⊙ M / (1 − p)`` (no gradient to dropped weights), and
     ``∂L/∂x = G W̃``, ``∂L/∂b = Σ G`` as for :func:`~foveal.scratch.ops.linear.linear`.
     """
-    x = _floating(x, "drop_connect")
-    weight = _floating(weight, "drop_connect")
+    x = float_tensor(x, "drop_connect")
+    weight = float_tensor(weight, "drop_connect")
     check_drop_probability(p, "drop_connect")
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
@@ -95,12 +95,3 @@ def check_drop_probability(p: float, op: str) -> None:
                if p == 1 else "")
         )
 
-
-def _floating(x: ArrayLike, op: str) -> Tensor:
-    """``x`` as a Tensor, refusing integer and boolean arrays."""
-    if isinstance(x, Tensor):
-        return x
-    array = np.asarray(x)
-    if array.dtype.kind != "f":
-        raise ValueError(f"{op}: expected a floating-point input, got dtype {array.dtype}")
-    return Tensor(array)

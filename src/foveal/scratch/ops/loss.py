@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from foveal.scratch.ops.activation import _floating, _sigmoid
+from foveal.scratch.ops.activation import _sigmoid
 from foveal.scratch.ops.softmax import log_softmax
-from foveal.scratch.tensor import ArrayLike, Tensor, node, unbroadcast
+from foveal.scratch.tensor import ArrayLike, Tensor, float_tensor, node, unbroadcast
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -73,7 +73,7 @@ def _labels(target: ArrayLike, n: int, classes: int, input_shape: tuple[int, ...
 
 
 def _class_scores(x: ArrayLike, op: str) -> Tensor:
-    x = _floating(x, op)
+    x = float_tensor(x, op)
     if x.ndim != 2:
         raise ValueError(f"{op}: expected input of shape (N, C), got {x.shape}")
     return x
@@ -81,7 +81,7 @@ def _class_scores(x: ArrayLike, op: str) -> Tensor:
 
 def _same_shape(x: ArrayLike, t: ArrayLike, op: str) -> tuple[Tensor, Tensor]:
     """Input and target as tensors of one shape (integer/boolean targets become floats)."""
-    x = _floating(x, op)
+    x = float_tensor(x, op)
     if not isinstance(t, Tensor):
         array = np.asarray(t)
         t = Tensor(array if array.dtype.kind == "f" else array.astype(x.dtype))
@@ -172,7 +172,7 @@ def binary_cross_entropy_with_logits(
     x, t = _same_shape(logits, target, op)
     pw: Tensor | None = None
     if pos_weight is not None:
-        pw = _floating(pos_weight, op)
+        pw = float_tensor(pos_weight, op)
         try:
             broadcast = np.broadcast_shapes(pw.shape, x.shape)
         except ValueError:
@@ -296,7 +296,7 @@ def triplet_margin_loss(
     on a tie as torch's ``min``.
     """
     op = "triplet_margin_loss"
-    a, pos, neg = (_floating(v, op) for v in (anchor, positive, negative))
+    a, pos, neg = (float_tensor(v, op) for v in (anchor, positive, negative))
     if not a.shape == pos.shape == neg.shape or a.ndim not in (1, 2):
         raise ValueError(
             f"{op}: expected anchor, positive and negative of one shape (N, D) or (D,), got "

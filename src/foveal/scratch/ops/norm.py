@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, node
+from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 
 def batch_norm(
@@ -73,7 +73,7 @@ def batch_norm(
     Backward: the compact formula of the module docstring over S = (N, *spatial) in training;
     ``∂L/∂x = γ g / √(running_var + ε)`` in eval.
     """
-    x = _floating(x, "batch_norm")
+    x = float_tensor(x, "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input (N, C) or (N, C, *spatial), got {x.shape}")
     _check_eps(eps, "batch_norm")
@@ -131,7 +131,7 @@ def layer_norm(
     Each leading index is normalised on its own, so the op is the same in training and eval.
     Backward: the compact formula of the module docstring with S = the normalised axes.
     """
-    x = _floating(x, "layer_norm")
+    x = float_tensor(x, "layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or any(s < 1 for s in shape):
@@ -165,7 +165,7 @@ def group_norm(
     (C,) act per channel. G = 1 is layer norm over (C, *spatial) with per-channel affine;
     G = C is instance norm. Backward: the compact formula with S = one (sample, group).
     """
-    x = _floating(x, "group_norm")
+    x = float_tensor(x, "group_norm")
     if x.ndim < 2:
         raise ValueError(f"group_norm: expected input (N, C) or (N, C, *spatial), got {x.shape}")
     if not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
@@ -195,7 +195,7 @@ def instance_norm(
     statistics: every (sample, channel) is standardised over its spatial positions, then γ, β
     (C,) act per channel. Backward: the compact formula with S = the spatial axes.
     """
-    x = _floating(x, "instance_norm")
+    x = float_tensor(x, "instance_norm")
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected input (N, C, *spatial) with at least one "
                          f"spatial axis, got {x.shape}")
@@ -265,15 +265,6 @@ def _normalise(
 
     return node(y, parents, backward, op), mean, var
 
-
-def _floating(x: ArrayLike, op: str) -> Tensor:
-    """``x`` as a Tensor, refusing integer and boolean arrays."""
-    if isinstance(x, Tensor):
-        return x
-    array = np.asarray(x)
-    if array.dtype.kind != "f":
-        raise ValueError(f"{op}: expected a floating-point input, got dtype {array.dtype}")
-    return Tensor(array)
 
 
 def _check_eps(eps: float, op: str) -> None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from foveal.scratch.ops.activation import _axis, _floating
-from foveal.scratch.tensor import ArrayLike, Tensor, node
+from foveal.scratch.ops.activation import _axis
+from foveal.scratch.tensor import ArrayLike, Tensor, float_tensor, node
 
 
 def _shifted(x: Tensor, axis: int, op: str) -> tuple[int, np.ndarray]:
@@ -41,7 +41,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
 
     Backward: ``y ⊙ (g − Σ g ⊙ y)`` along ``axis``.
     """
-    x = _floating(x, "softmax")
+    x = float_tensor(x, "softmax")
     ax, z = _shifted(x, axis, "softmax")
     e = np.exp(z, out=z)  # z is our own temporary, not x.data
     y = e / e.sum(axis=ax, keepdims=True)
@@ -57,7 +57,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
 
     Backward: ``g − softmax(x) · Σ g`` along ``axis``, with ``softmax = e^y``.
     """
-    x = _floating(x, "log_softmax")
+    x = float_tensor(x, "log_softmax")
     ax, z = _shifted(x, axis, "log_softmax")
     y = z - np.log(np.exp(z).sum(axis=ax, keepdims=True))
 
