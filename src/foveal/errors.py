@@ -28,3 +28,8 @@ class ConfigError(FovealError, ValueError):
 
 class TrainingError(FovealError, RuntimeError):
     """Training cannot continue, for example because the loss became NaN or infinite."""
+
+
+class GeometryError(FovealError, ValueError):
+    """Geometric input is malformed (wrong shape, NaN, too few points) or degenerate
+    (collinear points, pure rotation, all points behind a camera)."""

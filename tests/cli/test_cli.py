@@ -194,3 +194,29 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     a = load_checkpoint(killed / "model.safetensors").model_state()
     b = load_checkpoint(tmp_path / "full" / "model.safetensors").model_state()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scratch_engine_run_from_the_cli_then_eval_and_resume(tmp_path, capsys):
+    """`foveal train --engine scratch` leaves a run folder that `eval` reads like a torch run,
+    and `--resume` of a finished scratch run is a no-op that keeps its figures."""
+    out = tmp_path / "scratch"
+    code, stdout, _ = run_cli(["train", "--engine", "scratch", "--data", "digits", *FAST,
+                               "--out", out], capsys)
+    assert code == 0 and f"{out / 'report.html'}" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["engine"] == "scratch" and metrics["test_accuracy"] > 0.85
+    code, _, _ = run_cli(["eval", out, "--data", "digits", "--out", tmp_path / "ev",
+                          "--no-progress"], capsys)
+    assert code == 0
+    evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert evaluated["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    code, _, _ = run_cli(["train", "--resume", out, "--no-progress"], capsys)
+    assert code == 0
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] == pytest.approx(
+        metrics["test_accuracy"])
+
+
+def test_scratch_engine_refuses_a_model_it_does_not_have(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--engine", "scratch", "--model", "resnet9", "--data",
+                            "digits", "--out", tmp_path / "x", "--no-progress"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "resnet9" in err

@@ -1,7 +1,9 @@
-"""Compare a scratch op with the same op under torch autograd (forward and every gradient).
+"""Compare a scratch op or layer with its torch twin (forward and every gradient).
 
 Both sides get the same float64 inputs and the same random upstream gradient ``r``; we compare
 ``f(x)`` and each ``∂(Σ r ⊙ f)/∂xᵢ`` with :func:`~foveal.scratch.gradcheck.relative_error`.
+:func:`torch_check` does this for a function of tensors; :func:`module_check` also compares the
+gradient of every parameter of a layer with the torch layer's parameter of the same name.
 torch is imported lazily: the engine itself needs only NumPy.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from foveal.scratch.gradcheck import relative_error
+from foveal.scratch.layers.module import Module
 from foveal.scratch.tensor import Tensor
 
 
@@ -23,16 +26,19 @@ class TorchCheckResult:
 
     forward_error: float
     grad_errors: tuple[float, ...]
+    param_errors: tuple[tuple[str, float], ...] = ()
 
     @property
     def max_error(self) -> float:
-        return max((self.forward_error, *self.grad_errors))
+        return max((self.forward_error, *self.grad_errors, *(e for _, e in self.param_errors)))
 
     def assert_close(self, tolerance: float = 1e-8) -> None:
         if self.max_error > tolerance:
+            params = "".join(f", {name} {e:.2e}" for name, e in self.param_errors)
             raise AssertionError(
                 f"scratch vs torch: forward error {self.forward_error:.2e}, gradient errors "
-                f"{', '.join(f'{e:.2e}' for e in self.grad_errors)} (tolerance {tolerance:.0e})"
+                f"{', '.join(f'{e:.2e}' for e in self.grad_errors)}{params} "
+                f"(tolerance {tolerance:.0e})"
             )
 
 
@@ -75,3 +81,40 @@ def torch_check(
             gb = b.grad.numpy() if b.grad is not None else np.zeros(a.shape)
             grads.append(relative_error(ga, gb))
     return TorchCheckResult(relative_error(out.data, ref_value), tuple(grads))
+
+
+def module_check(
+    ours: Module,
+    theirs: Any,
+    inputs: Sequence[np.ndarray],
+    call_ours: Callable[..., Tensor] | None = None,
+    call_theirs: Callable[..., Any] | None = None,
+    *,
+    load_weights: bool = True,
+    seed: int = 0,
+) -> TorchCheckResult:
+    """Compare a scratch layer with its torch twin: output, input and parameter gradients.
+
+    ``ours`` is a :class:`~foveal.scratch.layers.module.Module` and ``theirs`` the matching
+    ``torch.nn.Module`` in float64. With ``load_weights`` ours first loads torch's state dict, so
+    both start from the same weights. ``call_ours(*inputs)`` and ``call_theirs(*inputs)`` run the
+    layers (default: the layers themselves; pass lambdas for masks or keyword arguments). Both
+    sides' parameter names must agree; gradients already held are cleared first.
+    """
+    if load_weights:
+        ours.load_state_dict(theirs.state_dict())
+    ours.zero_grad()
+    theirs.zero_grad()
+    theirs_params = dict(theirs.named_parameters())
+    ours_names = [name for name, _ in ours.named_parameters()]
+    if ours_names != list(theirs_params):
+        raise AssertionError(f"scratch vs torch: parameter names differ, {ours_names} vs "
+                             f"{list(theirs_params)}")
+    result = torch_check(call_ours or ours, call_theirs or theirs, inputs, seed=seed)
+    errors = []
+    for name, p in ours.named_parameters():
+        ref = theirs_params[name].grad
+        ga = p.grad if p.grad is not None else np.zeros(p.shape)
+        gb = ref.numpy() if ref is not None else np.zeros(p.shape)
+        errors.append((name, relative_error(ga, gb)))
+    return TorchCheckResult(result.forward_error, result.grad_errors, tuple(errors))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from foveal.scratch import Tensor
-from foveal.scratch.gradcheck import gradcheck, relative_error
+from foveal.scratch.gradcheck import gradcheck
 from foveal.scratch.layers.attention import MultiheadAttention
 from foveal.scratch.ops.shape import concat
+from foveal.scratch.torchcheck import module_check
 
 rng = np.random.default_rng(0)
 
@@ -27,19 +27,8 @@ def pair(embed_dim, num_heads, **kwargs):
 
 
 def compare(ours, theirs, inputs, call_ours, call_theirs, tol=1e-8):
-    """Forward, input gradients and parameter gradients for the same random upstream gradient."""
-    xs = [Tensor(a, requires_grad=True) for a in inputs]
-    ts = [torch.tensor(a, requires_grad=True) for a in inputs]
-    out, ref = call_ours(*xs), call_theirs(*ts)
-    assert relative_error(out.data, ref.detach().numpy()) < tol
-    r = rng.standard_normal(out.shape)
-    out.backward(r)
-    ref.backward(torch.as_tensor(r))
-    for x, t in zip(xs, ts, strict=True):
-        assert relative_error(x.grad, t.grad.numpy()) < tol
-    theirs_params = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        assert relative_error(p.grad, theirs_params[name].grad.numpy()) < tol, name
+    """Output, input and parameter gradients against the torch twin (same weights, same r)."""
+    module_check(ours, theirs, inputs, call_ours, call_theirs).assert_close(tol)
 
 
 def test_self_attention_matches_torch():

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from foveal.scratch import Tensor
-from foveal.scratch.gradcheck import relative_error
 from foveal.scratch.layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from foveal.scratch.ops.shape import concat
 from foveal.scratch.optim.clip import clip_grad_norm
+from foveal.scratch.torchcheck import module_check
 
 rng = np.random.default_rng(0)
 
@@ -31,23 +30,8 @@ def flat(*tensors):
 
 
 def compare(ours, theirs, inputs, call_ours, call_theirs, tol=1e-8):
-    """Forward, input gradients and parameter gradients for the same random upstream gradient."""
-    ours.load_state_dict(theirs.state_dict())
-    ours.zero_grad()
-    theirs.zero_grad()
-    xs = [Tensor(a, requires_grad=True) for a in inputs]
-    ts = [torch.tensor(a, requires_grad=True) for a in inputs]
-    out, ref = call_ours(*xs), call_theirs(*ts)
-    assert relative_error(out.data, ref.detach().numpy()) < tol
-    r = rng.standard_normal(out.shape)
-    out.backward(r)
-    ref.backward(torch.as_tensor(r))
-    for x, t in zip(xs, ts, strict=True):
-        assert relative_error(x.grad, t.grad.numpy()) < tol
-    theirs_params = dict(theirs.named_parameters())
-    assert [k for k, _ in ours.named_parameters()] == list(theirs_params)
-    for name, p in ours.named_parameters():
-        assert relative_error(p.grad, theirs_params[name].grad.numpy()) < tol, name
+    """Output, input and parameter gradients against the torch twin (same weights, same r)."""
+    module_check(ours, theirs, inputs, call_ours, call_theirs).assert_close(tol)
 
 
 @pytest.mark.parametrize("kind", list(CELLS))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from foveal.scratch import Tensor
-from foveal.scratch.gradcheck import gradcheck, relative_error
+from foveal.scratch.gradcheck import gradcheck
 from foveal.scratch.layers.transformer import TransformerEncoderLayer
+from foveal.scratch.torchcheck import module_check
 
 rng = np.random.default_rng(0)
 
@@ -31,18 +31,8 @@ def pair(d_model=6, nhead=2, dim_feedforward=10, dropout=0.0, **kwargs):
 
 
 def compare(ours, theirs, x, call_ours, call_theirs, tol=1e-8):
-    """Forward, input gradient and parameter gradients for the same random upstream gradient."""
-    xo, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    out, ref = call_ours(xo), call_theirs(xt)
-    assert relative_error(out.data, ref.detach().numpy()) < tol
-    r = rng.standard_normal(out.shape)
-    out.backward(r)
-    ref.backward(torch.as_tensor(r))
-    assert relative_error(xo.grad, xt.grad.numpy()) < tol
-    theirs_params = dict(theirs.named_parameters())
-    assert [k for k, _ in ours.named_parameters()] == list(theirs_params)
-    for name, p in ours.named_parameters():
-        assert relative_error(p.grad, theirs_params[name].grad.numpy()) < tol, name
+    """Output, input and parameter gradients against the torch twin (same weights, same r)."""
+    module_check(ours, theirs, [x], call_ours, call_theirs).assert_close(tol)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
