@@ -115,3 +115,14 @@ def test_bad_inputs_name_the_op_and_shapes():
         conv2d(rng.standard_normal((1, 3, 2, 2)), W)
     with pytest.raises(ValueError, match=r"expected bias of shape \(4,\)"):
         conv2d(rng.standard_normal((1, 3, 5, 5)), W, np.zeros(3))
+
+
+def test_batch_parallel_im2col_and_col2im_match_torch(monkeypatch):
+    """Copies large enough to be split over threads give torch's values and gradients."""
+    import foveal.scratch.ops.conv as conv
+
+    monkeypatch.setattr(conv, "PARALLEL_COPY_MIN", 0)
+    monkeypatch.setattr(conv, "_copy_threads", lambda: 3)
+    x, w = rng.standard_normal((5, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3))
+    torch_check(lambda x, w: conv2d(x, w, None, 2, 1, 1, 2),
+                lambda x, w: F.conv2d(x, w, None, 2, 1, 1, 2), [x, w]).assert_close()

@@ -20,12 +20,23 @@ per group, ``Y = W_mat · cols``. Backward is that product's backward (multiply 
 im2col, which adds each offset's slice back into the padded input (copy sums), and
 ``∂L/∂b = Σ G_y``.
 
+im2col and col2im are memory copies, which NumPy runs on one core while BLAS runs the products
+on all of them; so both split the batch into chunks copied in parallel threads (NumPy releases
+the GIL while it copies), as many as BLAS uses (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``,
+default: every core this process may run on).
+
 The transposed convolution is conv2d's adjoint: its forward is conv2d's input gradient, so
 ``⟨conv2d(x, W), y⟩ = ⟨x, conv_transpose2d(y, W)⟩``; it is not conv2d's inverse.
 Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016.
 """
 
 from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 
@@ -77,6 +88,30 @@ def _check(x: Tensor, w: Tensor, b: Tensor | None, groups: int, op: str,
         raise ValueError(f"{op}: expected bias of shape ({c_out},), got {b.shape}")
 
 
+PARALLEL_COPY_MIN = 1 << 20  # elements; below this, threads cost more than they save
+
+
+@cache
+def _copy_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS")
+    return int(env) if env and env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+
+
+@cache
+def _copy_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_copy_threads(), "foveal-im2col")
+
+
+def _over_batch(n: int, work: Callable[[slice], None], size: int) -> None:
+    """Run ``work(batch_slice)`` over disjoint batch chunks, in parallel for large copies."""
+    chunks = min(_copy_threads(), n)
+    if chunks < 2 or size < PARALLEL_COPY_MIN:
+        work(slice(None))
+        return
+    bounds = np.linspace(0, n, chunks + 1).astype(int)
+    list(_copy_pool().map(work, [slice(a, b) for a, b in itertools.pairwise(bounds)]))
+
+
 def im2col(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, s: tuple[int, int],
            d: tuple[int, int], groups: int) -> np.ndarray:
     """Padded (N, C, Hp, Wp) → cols (G, C_g·kH·kW, N·OH·OW), rows ordered (c, u, v)."""
@@ -84,11 +119,15 @@ def im2col(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, s: tuple[int, int
     cg = c // groups
     cols = np.empty((groups, cg, kh, kw, n, oh, ow), dtype=xp.dtype)
     xg = xp.reshape(n, groups, cg, *xp.shape[2:]).transpose(1, 2, 0, 3, 4)  # (G, Cg, N, Hp, Wp)
-    for u in range(kh):
-        for v in range(kw):
-            r, q = u * d[0], v * d[1]
-            cols[:, :, u, v] = xg[..., r: r + s[0] * (oh - 1) + 1: s[0],
-                                  q: q + s[1] * (ow - 1) + 1: s[1]]
+
+    def work(b: slice) -> None:
+        for u in range(kh):
+            for v in range(kw):
+                r, q = u * d[0], v * d[1]
+                cols[:, :, u, v, b] = xg[:, :, b, r: r + s[0] * (oh - 1) + 1: s[0],
+                                         q: q + s[1] * (ow - 1) + 1: s[1]]
+
+    _over_batch(n, work, cols.size)
     return cols.reshape(groups, cg * kh * kw, n * oh * ow)
 
 
@@ -98,13 +137,18 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], kh: int, kw: int, oh: int, 
     n, c, hp, wp = shape
     cg = c // groups
     cols = cols.reshape(groups, cg, kh, kw, n, oh, ow)
-    out = np.zeros((groups, cg, n, hp, wp), dtype=cols.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            r, q = u * d[0], v * d[1]
-            out[..., r: r + s[0] * (oh - 1) + 1: s[0], q: q + s[1] * (ow - 1) + 1: s[1]] += (
-                cols[:, :, u, v])
-    return out.transpose(2, 0, 1, 3, 4).reshape(n, c, hp, wp)
+    out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
+    og = out.reshape(n, groups, cg, hp, wp).transpose(1, 2, 0, 3, 4)  # a view, (G, Cg, N, ...)
+
+    def work(b: slice) -> None:
+        for u in range(kh):
+            for v in range(kw):
+                r, q = u * d[0], v * d[1]
+                og[:, :, b, r: r + s[0] * (oh - 1) + 1: s[0],
+                   q: q + s[1] * (ow - 1) + 1: s[1]] += cols[:, :, u, v, b]
+
+    _over_batch(n, work, cols.size)
+    return out
 
 
 def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[int, int],
