@@ -117,12 +117,16 @@ def test_bad_inputs_name_the_op_and_shapes():
         conv2d(rng.standard_normal((1, 3, 5, 5)), W, np.zeros(3))
 
 
-def test_batch_parallel_im2col_and_col2im_match_torch(monkeypatch):
-    """Copies large enough to be split over threads give torch's values and gradients."""
+@pytest.mark.parametrize("chunk", [1, 200])
+def test_batch_chunks_match_torch(monkeypatch, chunk):
+    """Batches split into chunks (one image each, or a few) give torch's values and
+    gradients, for conv2d and conv_transpose2d."""
     import foveal.scratch.ops.conv as conv
 
-    monkeypatch.setattr(conv, "PARALLEL_COPY_MIN", 0)
-    monkeypatch.setattr(conv, "_copy_threads", lambda: 3)
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", chunk)
     x, w = rng.standard_normal((5, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3))
     torch_check(lambda x, w: conv2d(x, w, None, 2, 1, 1, 2),
                 lambda x, w: F.conv2d(x, w, None, 2, 1, 1, 2), [x, w]).assert_close()
+    xt, wt = rng.standard_normal((5, 6, 4, 5)), rng.standard_normal((6, 2, 3, 3))
+    torch_check(lambda x, w: conv_transpose2d(x, w, None, 2, 1, 1, 3),
+                lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1, 3), [xt, wt]).assert_close()

@@ -20,10 +20,10 @@ per group, ``Y = W_mat · cols``. Backward is that product's backward (multiply 
 im2col, which adds each offset's slice back into the padded input (copy sums), and
 ``∂L/∂b = Σ G_y``.
 
-im2col and col2im are memory copies, which NumPy runs on one core while BLAS runs the products
-on all of them; so both split the batch into chunks copied in parallel threads (NumPy releases
-the GIL while it copies), as many as BLAS uses (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``,
-default: every core this process may run on).
+For small channel counts the time goes to memory traffic, not arithmetic: so the batch is
+processed in chunks whose im2col buffer (about ``CHUNK_ELEMENTS`` values) stays in the CPU cache
+between being written and being read by the matrix product, and backward recomputes each
+chunk's columns instead of keeping the whole buffer (less memory, less traffic).
 
 The transposed convolution is conv2d's adjoint: its forward is conv2d's input gradient, so
 ``⟨conv2d(x, W), y⟩ = ⟨x, conv_transpose2d(y, W)⟩``; it is not conv2d's inverse.
@@ -31,12 +31,6 @@ Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learnin
 """
 
 from __future__ import annotations
-
-import itertools
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 
 import numpy as np
 
@@ -88,30 +82,6 @@ def _check(x: Tensor, w: Tensor, b: Tensor | None, groups: int, op: str,
         raise ValueError(f"{op}: expected bias of shape ({c_out},), got {b.shape}")
 
 
-PARALLEL_COPY_MIN = 1 << 20  # elements; below this, threads cost more than they save
-
-
-@cache
-def _copy_threads() -> int:
-    env = os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS")
-    return int(env) if env and env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
-
-
-@cache
-def _copy_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(_copy_threads(), "foveal-im2col")
-
-
-def _over_batch(n: int, work: Callable[[slice], None], size: int) -> None:
-    """Run ``work(batch_slice)`` over disjoint batch chunks, in parallel for large copies."""
-    chunks = min(_copy_threads(), n)
-    if chunks < 2 or size < PARALLEL_COPY_MIN:
-        work(slice(None))
-        return
-    bounds = np.linspace(0, n, chunks + 1).astype(int)
-    list(_copy_pool().map(work, [slice(a, b) for a, b in itertools.pairwise(bounds)]))
-
-
 def im2col(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, s: tuple[int, int],
            d: tuple[int, int], groups: int) -> np.ndarray:
     """Padded (N, C, Hp, Wp) → cols (G, C_g·kH·kW, N·OH·OW), rows ordered (c, u, v)."""
@@ -119,15 +89,11 @@ def im2col(xp: np.ndarray, kh: int, kw: int, oh: int, ow: int, s: tuple[int, int
     cg = c // groups
     cols = np.empty((groups, cg, kh, kw, n, oh, ow), dtype=xp.dtype)
     xg = xp.reshape(n, groups, cg, *xp.shape[2:]).transpose(1, 2, 0, 3, 4)  # (G, Cg, N, Hp, Wp)
-
-    def work(b: slice) -> None:
-        for u in range(kh):
-            for v in range(kw):
-                r, q = u * d[0], v * d[1]
-                cols[:, :, u, v, b] = xg[:, :, b, r: r + s[0] * (oh - 1) + 1: s[0],
-                                         q: q + s[1] * (ow - 1) + 1: s[1]]
-
-    _over_batch(n, work, cols.size)
+    for u in range(kh):
+        for v in range(kw):
+            r, q = u * d[0], v * d[1]
+            cols[:, :, u, v] = xg[..., r: r + s[0] * (oh - 1) + 1: s[0],
+                                  q: q + s[1] * (ow - 1) + 1: s[1]]
     return cols.reshape(groups, cg * kh * kw, n * oh * ow)
 
 
@@ -139,43 +105,67 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], kh: int, kw: int, oh: int, 
     cols = cols.reshape(groups, cg, kh, kw, n, oh, ow)
     out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
     og = out.reshape(n, groups, cg, hp, wp).transpose(1, 2, 0, 3, 4)  # a view, (G, Cg, N, ...)
-
-    def work(b: slice) -> None:
-        for u in range(kh):
-            for v in range(kw):
-                r, q = u * d[0], v * d[1]
-                og[:, :, b, r: r + s[0] * (oh - 1) + 1: s[0],
-                   q: q + s[1] * (ow - 1) + 1: s[1]] += cols[:, :, u, v, b]
-
-    _over_batch(n, work, cols.size)
+    for u in range(kh):
+        for v in range(kw):
+            r, q = u * d[0], v * d[1]
+            og[..., r: r + s[0] * (oh - 1) + 1: s[0], q: q + s[1] * (ow - 1) + 1: s[1]] += (
+                cols[:, :, u, v])
     return out
+
+
+CHUNK_ELEMENTS = 1 << 20  # im2col elements per batch chunk (4 MB in float32): stays in cache
+
+
+def _chunks(n: int, per_image: int) -> list[slice]:
+    """Batch slices whose im2col buffers hold about ``CHUNK_ELEMENTS`` values each."""
+    step = max(1, CHUNK_ELEMENTS // max(per_image, 1))
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
 
 
 def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[int, int],
                   d: tuple[int, int], groups: int, exact: bool
-                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """conv2d without bias → (y (N, C_out, OH, OW), the padded input kept for backward)."""
     n, _, h, w = xd.shape
     c_out, cg, kh, kw = wd.shape
     oh = conv_output_size(h, kh, s[0], p[0], d[0], exact)
     ow = conv_output_size(w, kw, s[1], p[1], d[1], exact)
     xp = np.pad(xd, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else xd
-    cols = im2col(xp, kh, kw, oh, ow, s, d, groups)
     wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
-    y = np.matmul(wmat, cols)  # (G, O_g, N·OH·OW)
-    y = y.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(y), cols, xp.shape
+    y = np.empty((n, c_out, oh, ow), dtype=np.result_type(xd, wd))
+    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
+        cols = im2col(xp[b], kh, kw, oh, ow, s, d, groups)
+        yb = np.matmul(wmat, cols)  # (G, O_g, n_b·OH·OW)
+        y[b] = yb.reshape(c_out, -1, oh, ow).transpose(1, 0, 2, 3)
+    return y, xp
+
+
+def _conv_weight_grad(g: np.ndarray, xp: np.ndarray, kh: int, kw: int, s: tuple[int, int],
+                      d: tuple[int, int], groups: int) -> np.ndarray:
+    """∂L/∂W of conv2d: Σ over batch chunks of G_mat · colsᵀ (cols recomputed per chunk)."""
+    n, c_out, oh, ow = g.shape
+    cg = xp.shape[1] // groups
+    dw = np.zeros((groups, c_out // groups, cg * kh * kw), dtype=np.result_type(g, xp))
+    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
+        cols = im2col(xp[b], kh, kw, oh, ow, s, d, groups)
+        gmat = g[b].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
+        dw += np.matmul(gmat, cols.transpose(0, 2, 1))
+    return dw.reshape(c_out, cg, kh, kw)
 
 
 def _conv_input_grad(g: np.ndarray, wd: np.ndarray, xp_shape: tuple[int, ...],
                      s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], groups: int,
                      out_hw: tuple[int, int]) -> np.ndarray:
-    """∂L/∂x of conv2d for upstream ``g`` (N, C_out, OH, OW): col2im(W_matᵀ · G)."""
+    """∂L/∂x of conv2d for upstream ``g`` (N, C_out, OH, OW): col2im(W_matᵀ · G) per chunk."""
     n, c_out, oh, ow = g.shape
     _, cg, kh, kw = wd.shape
-    gmat = g.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, n * oh * ow)
-    wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
-    dcols = np.matmul(wmat.transpose(0, 2, 1), gmat)
-    dxp = col2im(dcols, xp_shape, kh, kw, oh, ow, s, d, groups)
+    wmat_t = wd.reshape(groups, c_out // groups, cg * kh * kw).transpose(0, 2, 1)
+    dxp = np.empty(xp_shape, dtype=np.result_type(g, wd))
+    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
+        gmat = g[b].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
+        dcols = np.matmul(wmat_t, gmat)
+        dxp[b] = col2im(dcols, (dcols.shape[2] // (oh * ow), *xp_shape[1:]), kh, kw, oh, ow,
+                        s, d, groups)
     h, w = out_hw
     return dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]
 
@@ -194,19 +184,17 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     s = _pair(stride, "stride", "conv2d", 1)
     p = _pair(padding, "padding", "conv2d", 0)
     d = _pair(dilation, "dilation", "conv2d", 1)
-    y, cols, xp_shape = _conv_forward(x.data, w.data, s, p, d, groups, exact)
+    y, xp = _conv_forward(x.data, w.data, s, p, d, groups, exact)
     if b is not None:
         y += b.data[:, None, None]
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
-        n, c_out, oh, ow = g.shape
         grads: list[np.ndarray | None] = [None, None]
         if x.requires_grad:
-            grads[0] = _conv_input_grad(g, w.data, xp_shape, s, p, d, groups, x.shape[2:])
+            grads[0] = _conv_input_grad(g, w.data, xp.shape, s, p, d, groups, x.shape[2:])
         if w.requires_grad:
-            gmat = g.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, n * oh * ow)
-            grads[1] = np.matmul(gmat, cols.transpose(0, 2, 1)).reshape(w.shape)
+            grads[1] = _conv_weight_grad(g, xp, *w.shape[2:], s, d, groups)
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))
         return grads
@@ -290,7 +278,7 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = N
     if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
         raise ValueError(f"conv_transpose2d: expected output_padding smaller than stride or "
                          f"dilation, got output_padding={op}, stride={s}, dilation={d}")
-    n, c_in, h, wd = x.shape
+    n, _, h, wd = x.shape
     _, og, kh, kw = w.shape
     c_out = og * groups
     out_h = (h - 1) * s[0] - 2 * p[0] + d[0] * (kh - 1) + op[0] + 1
@@ -307,12 +295,12 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = N
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
         # conv2d's forward maps the upstream gradient back onto the input grid
-        gx, cols, _ = _conv_forward(g, w.data, s, p, d, groups, exact=False)
+        gx, gp = _conv_forward(g, w.data, s, p, d, groups, exact=False)
         grads: list[np.ndarray | None] = [gx[:, :, :h, :wd] if x.requires_grad else None, None]
         if w.requires_grad:
-            xmat = x.data[:, :, : gx.shape[2], : gx.shape[3]]
-            xmat = xmat.transpose(1, 0, 2, 3).reshape(groups, c_in // groups, -1)
-            grads[1] = np.matmul(xmat, cols.transpose(0, 2, 1)).reshape(w.shape)
+            # conv2d's weight gradient with x as the upstream gradient of a conv2d of g
+            xs = x.data[:, :, : gx.shape[2], : gx.shape[3]]
+            grads[1] = _conv_weight_grad(xs, gp, kh, kw, s, d, groups)
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))
         return grads
