@@ -113,7 +113,7 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], kh: int, kw: int, oh: int, 
     return out
 
 
-CHUNK_ELEMENTS = 1 << 20  # im2col elements per batch chunk (4 MB in float32): stays in cache
+CHUNK_ELEMENTS = 1 << 19  # im2col values per batch chunk (2 MB in float32): stays in cache
 
 
 def _chunks(n: int, per_image: int) -> list[slice]:
@@ -140,34 +140,35 @@ def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[i
     return y, xp
 
 
-def _conv_weight_grad(g: np.ndarray, xp: np.ndarray, kh: int, kw: int, s: tuple[int, int],
-                      d: tuple[int, int], groups: int) -> np.ndarray:
-    """∂L/∂W of conv2d: Σ over batch chunks of G_mat · colsᵀ (cols recomputed per chunk)."""
-    n, c_out, oh, ow = g.shape
-    cg = xp.shape[1] // groups
-    dw = np.zeros((groups, c_out // groups, cg * kh * kw), dtype=np.result_type(g, xp))
-    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
-        cols = im2col(xp[b], kh, kw, oh, ow, s, d, groups)
-        gmat = g[b].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
-        dw += np.matmul(gmat, cols.transpose(0, 2, 1))
-    return dw.reshape(c_out, cg, kh, kw)
+def _conv_backward(g: np.ndarray, wd: np.ndarray, xp_shape: tuple[int, ...],
+                   xp: np.ndarray | None, s: tuple[int, int], d: tuple[int, int], groups: int,
+                   input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """conv2d's gradients for upstream ``g`` (N, C_out, OH, OW), one pass over batch chunks.
 
-
-def _conv_input_grad(g: np.ndarray, wd: np.ndarray, xp_shape: tuple[int, ...],
-                     s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], groups: int,
-                     out_hw: tuple[int, int]) -> np.ndarray:
-    """∂L/∂x of conv2d for upstream ``g`` (N, C_out, OH, OW): col2im(W_matᵀ · G) per chunk."""
+    ∂L/∂x_pad = col2im(W_matᵀ · G_mat) if ``input_grad``; ∂L/∂W = Σ_chunks G_mat · colsᵀ when
+    the padded input ``xp`` is given (its columns are recomputed per chunk).
+    ``wd`` (C_out, C_g, kH, kW).
+    """
     n, c_out, oh, ow = g.shape
     _, cg, kh, kw = wd.shape
     wmat_t = wd.reshape(groups, c_out // groups, cg * kh * kw).transpose(0, 2, 1)
-    dxp = np.empty(xp_shape, dtype=np.result_type(g, wd))
+    dtype = np.result_type(g, wd)
+    dxp = np.empty(xp_shape, dtype=dtype) if input_grad else None
+    dw = None if xp is None else np.zeros(wmat_t.transpose(0, 2, 1).shape, dtype=dtype)
     for b in _chunks(n, cg * groups * kh * kw * oh * ow):
         gmat = g[b].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
-        dcols = np.matmul(wmat_t, gmat)
-        dxp[b] = col2im(dcols, (dcols.shape[2] // (oh * ow), *xp_shape[1:]), kh, kw, oh, ow,
-                        s, d, groups)
-    h, w = out_hw
-    return dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]
+        if dxp is not None:
+            dcols = np.matmul(wmat_t, gmat)
+            dxp[b] = col2im(dcols, (dcols.shape[2] // (oh * ow), *xp_shape[1:]), kh, kw, oh,
+                            ow, s, d, groups)
+        if dw is not None:
+            cols = im2col(xp[b], kh, kw, oh, ow, s, d, groups)
+            dw += np.matmul(gmat, cols.transpose(0, 2, 1))
+    return dxp, None if dw is None else dw.reshape(c_out, cg, kh, kw)
+
+
+def _unpad(a: np.ndarray, p: tuple[int, int], hw: tuple[int, ...]) -> np.ndarray:
+    return a[:, :, p[0]: p[0] + hw[0], p[1]: p[1] + hw[1]]
 
 
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, stride: Pair = 1,
@@ -190,11 +191,10 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
-        grads: list[np.ndarray | None] = [None, None]
-        if x.requires_grad:
-            grads[0] = _conv_input_grad(g, w.data, xp.shape, s, p, d, groups, x.shape[2:])
-        if w.requires_grad:
-            grads[1] = _conv_weight_grad(g, xp, *w.shape[2:], s, d, groups)
+        dxp, dw = _conv_backward(g, w.data, xp.shape, xp if w.requires_grad else None, s, d,
+                                 groups, input_grad=x.requires_grad)
+        grads: list[np.ndarray | None] = [
+            None if dxp is None else _unpad(dxp, p, x.shape[2:]), dw]
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))
         return grads
@@ -288,8 +288,9 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = N
                          f"input {x.shape}")
     # as a conv2d, this op's weight is (C_in, C_out/groups, kH, kW) read as (out, in) groups
     xp_shape = (n, c_out, out_h + 2 * p[0], out_w + 2 * p[1])
-    y = _conv_input_grad(x.data, w.data, xp_shape, s, p, d, groups, (out_h, out_w))
-    y = np.ascontiguousarray(y)
+    yp = _conv_backward(x.data, w.data, xp_shape, None, s, d, groups)[0]
+    assert yp is not None
+    y = np.ascontiguousarray(_unpad(yp, p, (out_h, out_w)))
     if b is not None:
         y += b.data[:, None, None]
 
@@ -300,7 +301,8 @@ def conv_transpose2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = N
         if w.requires_grad:
             # conv2d's weight gradient with x as the upstream gradient of a conv2d of g
             xs = x.data[:, :, : gx.shape[2], : gx.shape[3]]
-            grads[1] = _conv_weight_grad(xs, gp, kh, kw, s, d, groups)
+            grads[1] = _conv_backward(xs, w.data, gp.shape, gp, s, d, groups,
+                                      input_grad=False)[1]
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))
         return grads
