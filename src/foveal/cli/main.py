@@ -232,6 +232,68 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stitch(args: argparse.Namespace) -> int:
+    from foveal.atomic import atomic_write_bytes, atomic_write_json
+    from foveal.geometry.image import read_image
+    from foveal.geometry.panorama import stitch
+    from foveal.report.html import write_report
+
+    start = time.perf_counter()
+    a, b = (read_image(p, op="foveal geometry stitch") for p in (args.image1, args.image2))
+    pano = stitch(a, b, ratio=args.ratio, threshold=args.threshold,
+                  max_features=args.max_features, blend=args.blend, seed=args.seed)
+    seconds = time.perf_counter() - start
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-stitch"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "panorama.png", _png_bytes(pano.image))
+    metrics = {"inliers": pano.inliers, "panorama_size": list(pano.image.shape[:2]),
+               "homography_1_to_2": pano.H.tolist(), "seconds": seconds,
+               "image1": str(args.image1), "image2": str(args.image2)}
+    atomic_write_json(out / "metrics.json", metrics)
+    write_report(out / "report.html", title="two-image panorama",
+                 metrics={"inliers": pano.inliers, "panorama": "×".join(
+                     str(v) for v in pano.image.shape[1::-1]), "time_s": seconds},
+                 config={k: str(v) for k, v in vars(args).items() if k != "func"},
+                 figures=[("panorama (image 1 warped into image 2's frame)",
+                           out / "panorama.png")])
+    print(f"panorama  {pano.image.shape[1]}×{pano.image.shape[0]} px from {pano.inliers} "
+          f"inlier matches in {seconds:.1f} s")
+    print(f"report    {out / 'report.html'}")
+    return 0
+
+
+def _png_bytes(image: Any) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def cmd_sfm(args: argparse.Namespace) -> int:
+    from foveal.geometry.sfm import SfmOptions, run_sfm
+
+    options = SfmOptions(seed=args.seed) if args.max_features is None else SfmOptions(
+        seed=args.seed, max_features=args.max_features)
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sfm"
+    result = run_sfm(args.image_dir, args.intrinsics, out, options,
+                     progress=not args.no_progress)
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(f"registered  {int(result.registered.sum())} of {len(result.names)} images, "
+          f"{len(result.points)} points")
+    rmse = metrics.get("reprojection_rmse_px")
+    if rmse is not None:
+        print(f"reprojection RMSE  {rmse:.3f} px")
+    truth = metrics.get("ground_truth")
+    if truth:
+        print(f"vs ground truth  median rotation error {truth.get('median_rotation_deg', 0):.3f}°,"
+              f" median centre error {truth.get('median_center_error', 0):.4g}")
+    print(f"report      {out / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``foveal`` argument parser with all sub-commands."""
     parser = argparse.ArgumentParser(
@@ -292,6 +354,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "still the official ones)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("geometry", help="classical geometry tools (stitch)",
+                       description="Classical geometric vision on image files.")
+    geo = p.add_subparsers(dest="geometry_command", metavar="TOOL", required=True)
+    q = geo.add_parser("stitch", help="stitch two overlapping images into a panorama",
+                       description="SIFT matches, a RANSAC homography and a blended panorama "
+                       "in image 2's frame; writes panorama.png, metrics.json and report.html.")
+    q.add_argument("image1", type=Path, help="the image to warp")
+    q.add_argument("image2", type=Path, help="the reference image")
+    q.add_argument("--out", type=Path, default=None, help="output folder (default: runs/…)")
+    q.add_argument("--ratio", type=float, default=0.75, help="Lowe's ratio for matches")
+    q.add_argument("--threshold", type=float, default=3.0, help="RANSAC threshold (px)")
+    q.add_argument("--max-features", type=int, default=4000, help="SIFT keypoints per image")
+    q.add_argument("--blend", choices=["feather", "average"], default="feather")
+    q.add_argument("--seed", type=int, default=0, help="RANSAC seed")
+    q.set_defaults(func=cmd_stitch)
+
+    p = sub.add_parser("sfm", help="structure from motion on a folder of images",
+                       description="Incremental structure from motion with known intrinsics; "
+                       "writes cameras.json, points.ply, metrics.json, plots and report.html.")
+    p.add_argument("image_dir", type=Path, help="folder of images (png, jpg, ppm, …)")
+    p.add_argument("--intrinsics", type=Path, required=True,
+                   help="a Middlebury *_par.txt, or one K (JSON or 9 numbers) for all images")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/…)")
+    p.add_argument("--max-features", type=int, default=None, help="SIFT keypoints per image")
+    p.add_argument("--seed", type=int, default=0, help="RANSAC seed")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_sfm)
     return parser
 
 
