@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from foveal.errors import GeometryError
-from foveal.geometry.panorama import Panorama, _ratio_test, stitch
+from foveal.geometry.panorama import Panorama, stitch
 from foveal.geometry.warp import warp_perspective
 
 GRAF = Path(__file__).resolve().parents[3] / "shared" / "data" / "oxford_affine_graf" / "graf"
@@ -78,7 +78,12 @@ def test_two_crops_rebuild_the_image_closed_form(blend):
     img = base_image()
     left, right = img[:, :260], img[:, 140:]
     pano = stitch(left, right, blend=blend)
-    np.testing.assert_allclose(pano.H, [[1, 0, -140], [0, 1, 0], [0, 0, 1]], atol=0.05)
+    # over the overlap, H maps like the translation to a tenth of a pixel
+    gx, gy = np.meshgrid(np.linspace(140, 259, 12), np.linspace(0, img.shape[0] - 1, 16))
+    grid = np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)], 1)
+    mapped = grid @ pano.H.T
+    error = np.linalg.norm(mapped[:, :2] / mapped[:, 2:] - (grid[:, :2] - [140, 0]), axis=1)
+    assert error.mean() < 0.1 and error.max() < 0.25
     assert pano.image.shape == img.shape and pano.image.dtype == np.uint8
     assert np.abs(pano.image.astype(int) - img).mean() < 1.0
 
@@ -94,19 +99,6 @@ def test_given_h_is_used_as_is_and_image2_is_pasted_exactly():
     np.testing.assert_array_equal(pano.image, img)  # integer shift: both agree exactly
     gray = stitch(left[..., 0], right[..., 0], H)
     assert gray.image.shape == img.shape[:2]
-
-
-def test_ratio_test_matches_cv2_bfmatcher_knn():
-    """OpenCV: BFMatcher(NORM_L2).knnMatch(k=2) + Lowe's ratio keeps the same pairs."""
-    rng = np.random.default_rng(1)
-    d2 = rng.uniform(0, 1, (300, 128)).astype(np.float32)
-    d1 = d2[rng.permutation(300)[:200]] + rng.normal(0, 0.05, (200, 128)).astype(np.float32)
-    d1[::3] = rng.uniform(0, 1, (len(d1[::3]), 128))  # unmatched descriptors
-    i1, i2 = _ratio_test(d1, d2, 0.8, chunk=64)
-    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(d1, d2, k=2)
-    expected = sorted((m.queryIdx, m.trainIdx) for m, n in knn if m.distance < 0.8 * n.distance)
-    assert sorted(zip(i1.tolist(), i2.tolist(), strict=True)) == expected
-    assert 100 < len(expected) < 200
 
 
 def test_bad_input_raises():

@@ -1,9 +1,11 @@
 """Two-image panorama: register with a homography, warp onto a common canvas, blend.
 
-1. **Register.** Unless ``H`` is given, SIFT keypoints (``cv2.SIFT_create``) are matched by
-   nearest neighbour with Lowe's ratio test (``‖d − d₁‖ < ρ ‖d − d₂‖`` for the two nearest
-   descriptors ``d₁``, ``d₂``; Lowe 2004, §7.1), and :func:`~foveal.geometry.homography.
-   find_homography` fits ``x₂ ~ H x₁`` robustly. Image 2 is the reference frame.
+1. **Register.** Unless ``H`` is given, SIFT keypoints
+   (:func:`~foveal.geometry.features.detect_sift`) are matched by nearest neighbour with Lowe's
+   ratio test, ``‖d − d₁‖ < ρ ‖d − d₂‖`` for the two nearest descriptors ``d₁``, ``d₂``
+   (:func:`~foveal.geometry.matching.match_descriptors`; Lowe 2004, §7.1), and
+   :func:`~foveal.geometry.homography.find_homography` fits ``x₂ ~ H x₁`` robustly. Image 2
+   is the reference frame.
 2. **Canvas.** Image 1's corners go through ``H``; the canvas is the bounding box of those and
    of image 2, and ``T`` translates image 2's pixels into it. Image 1 is warped by ``T H``
    (:func:`~foveal.geometry.warp.warp_perspective`), image 2 pasted at the offset.
@@ -30,7 +32,10 @@ from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
 from foveal.geometry import validate
+from foveal.geometry.features import detect_sift
 from foveal.geometry.homography import find_homography
+from foveal.geometry.image import to_grey8
+from foveal.geometry.matching import match_descriptors
 from foveal.geometry.warp import warp_perspective
 
 _BLENDS = ("feather", "average")
@@ -159,50 +164,11 @@ def _feather(rows: int, cols: int) -> np.ndarray:
     return np.minimum(np.minimum(c + 1, cols - c)[None, :], np.minimum(r + 1, rows - r)[:, None])
 
 
-def _gray8(image: np.ndarray) -> np.ndarray:
-    """8-bit single-channel version for SIFT (BGR or RGB alike: the luminance weights differ
-    a little, the keypoints hardly)."""
-    g = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
-    if image.dtype != np.uint8:
-        lo, hi = float(np.min(g)), float(np.max(g))
-        g = (g - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(g)
-    return np.clip(np.rint(g), 0, 255).astype(np.uint8)
-
-
 def _sift_matches(image1: np.ndarray, image2: np.ndarray, ratio: float,
                   max_features: int) -> tuple[np.ndarray, np.ndarray]:
     """Matched SIFT keypoint positions ``(M, 2)``, ``(M, 2)`` after Lowe's ratio test."""
-    import cv2
-
-    sift = cv2.SIFT_create(nfeatures=max_features)
-    k1, d1 = sift.detectAndCompute(_gray8(image1), None)
-    k2, d2 = sift.detectAndCompute(_gray8(image2), None)
-    if d1 is None or d2 is None or len(k2) < 2:
+    f1, f2 = (detect_sift(to_grey8(im, op="stitch"), max_features) for im in (image1, image2))
+    if len(f1.keypoints) < 2 or len(f2.keypoints) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
-    i1, i2 = _ratio_test(d1.astype(np.float32), d2.astype(np.float32), ratio)
-    x1 = np.array([k.pt for k in k1], dtype=np.float64).reshape(-1, 2)
-    x2 = np.array([k.pt for k in k2], dtype=np.float64).reshape(-1, 2)
-    return x1[i1], x2[i2]
-
-
-def _ratio_test(d1: np.ndarray, d2: np.ndarray, ratio: float,
-                chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest neighbours of ``d1`` rows in ``d2`` kept when ``dist₁ < ratio · dist₂``.
-
-    Squared distances come from ``‖a‖² + ‖b‖² − 2 a·b`` in row chunks, so memory stays at
-    ``chunk × len(d2)`` floats.
-    """
-    n2 = (d2 * d2).sum(axis=1)
-    keep_i, keep_j = [], []
-    for start in range(0, len(d1), chunk):
-        a = d1[start:start + chunk]
-        dist = np.maximum((a * a).sum(axis=1)[:, None] + n2[None, :] - 2 * a @ d2.T, 0.0)
-        two = np.argpartition(dist, 1, axis=1)[:, :2]
-        d_two = np.take_along_axis(dist, two, axis=1)
-        order = np.argsort(d_two, axis=1)
-        best = np.take_along_axis(two, order[:, :1], axis=1)[:, 0]
-        d_best, d_second = np.sort(d_two, axis=1).T
-        ok = d_best < ratio * ratio * d_second  # compare squared distances with ρ²
-        keep_i.append(start + np.flatnonzero(ok))
-        keep_j.append(best[ok])
-    return np.concatenate(keep_i), np.concatenate(keep_j)
+    pairs = match_descriptors(f1.descriptors, f2.descriptors, ratio=ratio, mutual=False).pairs
+    return f1.keypoints[pairs[:, 0]], f2.keypoints[pairs[:, 1]]
