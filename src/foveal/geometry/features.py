@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 
 from foveal.errors import GeometryError
+from foveal.geometry.image import read_image
 
 ImageInput = str | os.PathLike | np.ndarray
 
@@ -91,30 +91,12 @@ def _cv2(op: str) -> ModuleType:
     return cv2
 
 
-def _read(path: str | os.PathLike, op: str, cv2: ModuleType) -> np.ndarray:
-    """A file decoded to 8-bit grayscale (``imdecode`` of the bytes works for any path name)."""
-    p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except FileNotFoundError:
-        raise GeometryError(f"{op}: expected an existing image file, got '{p}' (not found)") \
-            from None
-    except OSError as exc:
-        raise GeometryError(f"{op}: expected a readable image file, got '{p}' "
-                            f"({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if image is None:
-        raise GeometryError(f"{op}: expected an image file OpenCV can decode, got '{p}' "
-                            f"({data.size} bytes, corrupt or not an image)")
-    return image
-
-
 def _grayscale(image: ImageInput, op: str, channel_order: str, cv2: ModuleType) -> np.ndarray:
     """The input as a contiguous ``(H, W)`` uint8 array."""
     if channel_order not in ("rgb", "bgr"):
         raise GeometryError(f"{op}: expected channel_order 'rgb' or 'bgr', got {channel_order!r}")
     if isinstance(image, (str, os.PathLike)):
-        return _read(image, op, cv2)
+        return read_image(image, grey=True, op=op)
     if not isinstance(image, np.ndarray):
         raise GeometryError(f"{op}: expected an image path or a NumPy uint8 array, got "
                             f"{type(image).__name__}")

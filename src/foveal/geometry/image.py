@@ -34,9 +34,13 @@ def read_image(path: str | os.PathLike[str], *, grey: bool = False,
     except FileNotFoundError:
         raise GeometryError(f"{op}: expected an existing image file, got '{p}' (not found)") \
             from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (IsADirectoryError, PermissionError) as exc:
         raise GeometryError(f"{op}: expected a readable image file, got '{p}' "
-                            f"({type(exc).__name__}: {str(exc)[:80]})") from None
+                            f"({exc.strerror})") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        size = p.stat().st_size if p.is_file() else 0
+        raise GeometryError(f"{op}: expected a readable image file, got '{p}' ({size} bytes, "
+                            f"corrupt or not an image: {type(exc).__name__})") from None
     return np.ascontiguousarray(array)
 
 
