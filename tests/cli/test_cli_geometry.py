@@ -1,4 +1,4 @@
-"""`foveal geometry stitch` from the command line: outputs and one-line errors."""
+"""`foveal geometry stitch` and `foveal sfm` from the command line: outputs and one-line errors."""
 
 import json
 
@@ -31,7 +31,7 @@ def test_stitch_two_shifted_crops_recovers_the_shift(tmp_path, capsys):
     assert (tmp_path / "out" / "report.html").is_file()
 
 
-@pytest.mark.parametrize("command", [["geometry", "stitch", "--help"]])
+@pytest.mark.parametrize("command", [["geometry", "stitch", "--help"], ["sfm", "--help"]])
 def test_geometry_commands_have_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main(command)
@@ -43,3 +43,14 @@ def test_stitch_of_an_unreadable_image_is_a_one_line_error(tmp_path, capsys):
     code = main(["geometry", "stitch", str(tmp_path / "bad.png"), str(tmp_path / "bad.png")])
     err = capsys.readouterr().err
     assert code == 2 and "bad.png" in err and err.count("\n") == 1
+def test_sfm_with_a_missing_intrinsics_file_is_a_one_line_error(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(textured(rng, (60, 80))).save(tmp_path / f"{i}.png")
+    code = main(["sfm", str(tmp_path), "--intrinsics", str(tmp_path / "K.txt"),
+                 "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("foveal: error: ") and err.count("\n") == 1
+    assert "K.txt" in err
+
+
