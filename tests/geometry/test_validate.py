@@ -34,3 +34,18 @@ def test_matrix_and_positive():
         matrix(np.zeros((3, 4)), (3, 3), "op", "K")
     with pytest.raises(GeometryError, match=r"threshold > 0, got -1\.0"):
         positive(-1, "op", "threshold")
+
+
+def test_stack_rotations_and_calibration_matrix():
+    from foveal.geometry.validate import calibration_matrix, rotations, stack
+
+    assert stack(np.zeros((4, 3, 3)), (3, 3), "op", "R").shape == (4, 3, 3)
+    with pytest.raises(GeometryError, match=r"R of shape \(\.\.\., 3, 3\), got \(3, 4\)"):
+        stack(np.zeros((3, 4)), (3, 3), "op", "R")
+    with pytest.raises(GeometryError, match="reflection"):
+        rotations(np.diag([1.0, 1.0, -1.0]), "op")
+    with pytest.raises(GeometryError, match="RᵀR = I"):
+        rotations(2 * np.eye(3), "op")
+    np.testing.assert_allclose(calibration_matrix(2 * np.eye(3), "op"), np.eye(3))
+    with pytest.raises(GeometryError, match="upper triangular"):
+        calibration_matrix(np.ones((3, 3)), "op")

@@ -64,7 +64,6 @@ import scipy.sparse
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.camera import _intrinsics_matrix
 from foveal.geometry.pnp import (
     Loss,
     _check_loss,
@@ -73,8 +72,8 @@ from foveal.geometry.pnp import (
     _robust_model,
     _rotation_jacobian,
 )
-from foveal.geometry.rotation import _rotation_stack, _stack, exp_so3, project_to_so3
-from foveal.geometry.validate import points
+from foveal.geometry.rotation import exp_so3, project_to_so3
+from foveal.geometry.validate import calibration_matrix, points, rotations, stack
 
 # Bounds on Marquardt's scaling diag(JᵀJ): a parameter the data do not see (a point seen once,
 # along its ray) still gets a damped, finite step (the values Ceres uses).
@@ -148,7 +147,7 @@ def _indices(value: ArrayLike, size: int, count: int | None, op: str, name: str)
 def _validate(R: ArrayLike, t: ArrayLike, X: ArrayLike, camera_index: ArrayLike,
               point_index: ArrayLike, xy: ArrayLike | None, K: ArrayLike, op: str
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Problem]:
-    R = _rotation_stack(R, op, "R")
+    R = rotations(R, op, "R")
     if R.ndim != 3:
         raise GeometryError(f"{op}: expected R of shape (C, 3, 3), got {R.shape}")
     C = len(R)
@@ -160,11 +159,11 @@ def _validate(R: ArrayLike, t: ArrayLike, X: ArrayLike, camera_index: ArrayLike,
         raise GeometryError(f"{op}: expected at least one observation, got none")
     if xy is not None:
         xy = points(xy, 2, op, "xy", count=len(cam))
-    K = _stack(K, (3, 3), op, "K")
+    K = stack(K, (3, 3), op, "K")
     if K.ndim == 2:
-        K = np.broadcast_to(_intrinsics_matrix(K, op), (C, 3, 3))
+        K = np.broadcast_to(calibration_matrix(K, op), (C, 3, 3))
     elif K.shape == (C, 3, 3):
-        K = np.stack([_intrinsics_matrix(k, op, f"K[{i}]") for i, k in enumerate(K)])
+        K = np.stack([calibration_matrix(k, op, f"K[{i}]") for i, k in enumerate(K)])
     else:
         raise GeometryError(f"{op}: expected K of shape (3, 3) or ({C}, 3, 3), got {K.shape}")
     return R, t, X, _Problem(cam, pt, np.empty((len(cam), 2)) if xy is None else xy, K, C,

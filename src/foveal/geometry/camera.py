@@ -26,42 +26,25 @@ from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
 from foveal.geometry.distortion import _distort, distortion_coefficients, undistort
-from foveal.geometry.rotation import _rotation_stack, _stack, project_to_so3
-from foveal.geometry.validate import matrix, points, positive
+from foveal.geometry.rotation import project_to_so3
+from foveal.geometry.validate import calibration_matrix, matrix, points, positive, rotations, stack
 
 # The key of read_intrinsics' answer when one K serves every image and no names were given.
 ALL_IMAGES = "*"
 
 
-def _intrinsics_matrix(K: ArrayLike, op: str, name: str = "K") -> np.ndarray:
-    """``K`` (3, 3) checked to be upper triangular and invertible, scaled so that K₃₃ = 1."""
-    K = matrix(K, (3, 3), op, name)
-    scale = np.abs(K).max()
-    if scale == 0 or np.abs(K[[1, 2, 2], [0, 0, 1]]).max() > 1e-12 * scale:
-        raise GeometryError(f"{op}: expected {name} upper triangular [[fx, s, cx], [0, fy, cy], "
-                            f"[0, 0, 1]], got {np.array2string(K, precision=4)}"
-                            .replace("\n", ""))
-    if np.abs(K[2, 2]) <= 1e-12 * scale:
-        raise GeometryError(f"{op}: expected {name}[2, 2] ≠ 0, got {K[2, 2]}")
-    K = K / K[2, 2]
-    if min(abs(K[0, 0]), abs(K[1, 1])) <= 1e-12 * np.abs(K).max():
-        raise GeometryError(f"{op}: expected focal lengths ≠ 0 in {name}, got fx = {K[0, 0]}, "
-                            f"fy = {K[1, 1]} (K is singular)")
-    return K
-
-
 def _translation(t: ArrayLike, op: str) -> np.ndarray:
-    a = _stack(t, (), op, "t")
+    a = stack(t, (), op, "t")
     if a.shape != (3,):
         raise GeometryError(f"{op}: expected t of shape (3,), got {a.shape}")
     return a
 
 
 def _rotation(R: ArrayLike, op: str) -> np.ndarray:
-    a = _stack(R, (), op, "R")
+    a = stack(R, (), op, "R")
     if a.shape != (3, 3):
         raise GeometryError(f"{op}: expected R of shape (3, 3), got {a.shape}")
-    return _rotation_stack(a, op, "R")
+    return rotations(a, op, "R")
 
 
 def intrinsics(fx: float, fy: float, cx: float, cy: float, skew: float = 0.0) -> np.ndarray:
@@ -86,7 +69,7 @@ def invert_intrinsics(K: ArrayLike) -> np.ndarray:
     keeps the zeros exact. ``K`` need not have ``K₃₃ = 1``.
     """
     K = matrix(K, (3, 3), "invert_intrinsics", "K")
-    _intrinsics_matrix(K, "invert_intrinsics")
+    calibration_matrix(K, "invert_intrinsics")
     (a, b, c), (_, d, e), (_, _, f) = K
     return np.array([[1 / a, -b / (a * d), (b * e - c * d) / (a * d * f)],
                      [0.0, 1 / d, -e / (d * f)],
@@ -95,7 +78,7 @@ def invert_intrinsics(K: ArrayLike) -> np.ndarray:
 
 def projection_matrix(K: ArrayLike, R: ArrayLike, t: ArrayLike) -> np.ndarray:
     """``P = K [R | t]`` (3, 4) (HZ eq. 6.8)."""
-    K = _intrinsics_matrix(K, "projection_matrix")
+    K = calibration_matrix(K, "projection_matrix")
     R = _rotation(R, "projection_matrix")
     t = _translation(t, "projection_matrix")
     return K @ np.column_stack([R, t])
@@ -114,7 +97,7 @@ def project(X: ArrayLike, K: ArrayLike, R: ArrayLike, t: ArrayLike,
     (on the principal plane) projects to infinity and its pixel is ``inf``/NaN.
     """
     X = points(X, 3, "project", "X")
-    K = _intrinsics_matrix(K, "project")
+    K = calibration_matrix(K, "project")
     R = _rotation(R, "project")
     t = _translation(t, "project")
     d = distortion_coefficients(dist, "project")
@@ -138,7 +121,7 @@ def unproject(pixels: ArrayLike, K: ArrayLike, R: ArrayLike | None = None,
     (HZ §8.1.1, the back-projection of a point). Pixels that cannot be undistorted give NaN rows.
     """
     uv = points(pixels, 2, "unproject", "pixels")
-    K = _intrinsics_matrix(K, "unproject")
+    K = calibration_matrix(K, "unproject")
     d = distortion_coefficients(dist, "unproject")
     if (R is None) != (t is None):
         raise GeometryError("unproject: expected both R and t (world frame) or neither "
@@ -180,7 +163,7 @@ class Camera:
     height: int | None = None
 
     def __post_init__(self) -> None:
-        K = _intrinsics_matrix(self.K, "Camera")
+        K = calibration_matrix(self.K, "Camera")
         R = _rotation(self.R, "Camera")
         t = _translation(self.t, "Camera")
         object.__setattr__(self, "K", _frozen(K))
@@ -284,7 +267,7 @@ def read_middlebury_par(path: str | Path, image_size: tuple[int, int] | None = N
         try:
             # The files print R to ~7 digits (|RᵀR − I| ≈ 1e-6 in dinoSparseRing): snap it to
             # the nearest rotation so that closed forms such as C = −Rᵀt hold exactly.
-            R = project_to_so3(_rotation_stack(R, "Camera", "R", tol=1e-3))
+            R = project_to_so3(rotations(R, "Camera", "R", tol=1e-3))
             out[name] = Camera(K, R, t, width=width, height=height)
         except GeometryError as exc:
             raise GeometryError(f"{op}: camera '{name}' in '{p}': {exc}") from None
@@ -336,7 +319,7 @@ def read_intrinsics(path: str | Path, names: list[str] | None = None) -> dict[st
                 raise GeometryError(f"{op}: expected '{p}' to list every image, got no line for "
                                     f"{len(missing)} of them, e.g. '{missing[0]}'")
             per_image = {n: per_image[n] for n in names}
-        return {name: _intrinsics_matrix(K, f"{op}: '{p}'", f"K of '{name}'")
+        return {name: calibration_matrix(K, f"{op}: '{p}'", f"K of '{name}'")
                 for name, K in per_image.items()}
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")) or p.suffix.lower() == ".json":
@@ -355,6 +338,6 @@ def read_intrinsics(path: str | Path, names: list[str] | None = None) -> dict[st
         if K.size != 9:
             raise GeometryError(f"{op}: expected 9 numbers (a 3×3 K) in '{p}', got {K.size}")
         K = K.reshape(3, 3)
-    K = _intrinsics_matrix(K, op, f"K in '{p}'")
+    K = calibration_matrix(K, op, f"K in '{p}'")
     keys = names if names is not None else [ALL_IMAGES]
     return {name: K.copy() for name in keys}

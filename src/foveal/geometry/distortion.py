@@ -24,7 +24,7 @@ import numpy.polynomial.polynomial as P_
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.validate import points
+from foveal.geometry.validate import calibration_matrix, points
 
 _COUNTS = (4, 5, 8)
 
@@ -171,10 +171,10 @@ def undistort_points(pixels: ArrayLike, K: ArrayLike, dist: ArrayLike | None, *,
     ``cv2.undistortPoints`` returns without ``P``). Points that cannot be undistorted are NaN.
     """
     # Imported here because camera.py imports this module for its projection.
-    from foveal.geometry.camera import _intrinsics_matrix, invert_intrinsics
+    from foveal.geometry.camera import invert_intrinsics
 
     uv = points(pixels, 2, "undistort_points", "pixels")
-    K = _intrinsics_matrix(K, "undistort_points")
+    K = calibration_matrix(K, "undistort_points")
     d = distortion_coefficients(dist, "undistort_points")
     K_inv = invert_intrinsics(K)
     x = undistort(uv @ K_inv[:2, :2].T + K_inv[:2, 2], d)

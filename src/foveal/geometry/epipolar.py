@@ -37,8 +37,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.camera import _intrinsics_matrix, invert_intrinsics
-from foveal.geometry.validate import matrix, points
+from foveal.geometry.camera import invert_intrinsics
+from foveal.geometry.validate import calibration_matrix, matrix, points
 
 # A matrix whose smallest singular value is below this fraction of its largest has rank 2 to the
 # precision of its construction; a rank-2 enforcement by SVD leaves ~1e-16 there.
@@ -177,8 +177,8 @@ def symmetric_epipolar_distance(F: ArrayLike, x1: ArrayLike, x2: ArrayLike) -> n
 
 
 def _calibrations(K1: ArrayLike, K2: ArrayLike | None, op: str) -> tuple[np.ndarray, np.ndarray]:
-    K1 = _intrinsics_matrix(K1, op, "K1")
-    return K1, (K1 if K2 is None else _intrinsics_matrix(K2, op, "K2"))
+    K1 = calibration_matrix(K1, op, "K1")
+    return K1, (K1 if K2 is None else calibration_matrix(K2, op, "K2"))
 
 
 def essential_from_fundamental(F: ArrayLike, K1: ArrayLike, K2: ArrayLike | None = None

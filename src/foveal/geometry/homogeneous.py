@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.rotation import _stack
+from foveal.geometry.validate import stack
 
 # |w| (or ‖(a, b)‖) below this fraction of the vector's norm counts as zero: a point (line) at
 # infinity. Homogeneous vectors carry an arbitrary scale, so only the relative size means anything.
@@ -30,7 +30,7 @@ _INFINITY_RTOL = 1e-12
 
 def to_homogeneous(x: ArrayLike) -> np.ndarray:
     """Points (N, d) → (N, d + 1) with a last coordinate of 1: ``(x, y) ↦ (x, y, 1)``."""
-    a = _stack(x, (), "to_homogeneous", "x")
+    a = stack(x, (), "to_homogeneous", "x")
     if a.ndim != 2 or a.shape[1] < 1:
         raise GeometryError(f"to_homogeneous: expected x of shape (N, d), got {a.shape}")
     return np.column_stack([a, np.ones(len(a))])
@@ -42,7 +42,7 @@ def from_homogeneous(x: ArrayLike) -> np.ndarray:
     A point at infinity (``|w| ≤ 1e-12 ‖x‖``) has no finite position: it raises
     :class:`~foveal.errors.GeometryError` rather than returning ``inf`` or huge numbers.
     """
-    a = _stack(x, (), "from_homogeneous", "x")
+    a = stack(x, (), "from_homogeneous", "x")
     if a.ndim != 2 or a.shape[1] < 2:
         raise GeometryError(f"from_homogeneous: expected x of shape (N, d + 1) with d ≥ 1, got "
                             f"{a.shape}")
@@ -58,7 +58,7 @@ def from_homogeneous(x: ArrayLike) -> np.ndarray:
 
 def _as_points(p: ArrayLike, op: str, name: str) -> np.ndarray:
     """(3,), (N, 3) homogeneous or (2,), (N, 2) finite points as homogeneous (..., 3)."""
-    a = _stack(p, (), op, name)
+    a = stack(p, (), op, name)
     if a.ndim in (1, 2) and a.shape[-1] == 2:
         return np.concatenate([a, np.ones((*a.shape[:-1], 1))], axis=-1)
     if a.ndim in (1, 2) and a.shape[-1] == 3:
@@ -68,7 +68,7 @@ def _as_points(p: ArrayLike, op: str, name: str) -> np.ndarray:
 
 
 def _as_lines(l: ArrayLike, op: str, name: str) -> np.ndarray:  # noqa: E741 (l is HZ's symbol)
-    a = _stack(l, (), op, name)
+    a = stack(l, (), op, name)
     if a.ndim not in (1, 2) or a.shape[-1] != 3:
         raise GeometryError(f"{op}: expected {name} of shape (N, 3) as (a, b, c), got {a.shape}")
     return a

@@ -32,10 +32,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.camera import _intrinsics_matrix, invert_intrinsics
+from foveal.geometry.camera import invert_intrinsics
 from foveal.geometry.ransac import ransac_batched
-from foveal.geometry.rotation import _rotation_stack, exp_so3, project_to_so3
-from foveal.geometry.validate import matrix, points, positive
+from foveal.geometry.rotation import exp_so3, project_to_so3
+from foveal.geometry.validate import calibration_matrix, matrix, points, positive, rotations
 
 Loss = Literal["linear", "huber"]
 
@@ -72,7 +72,7 @@ def _inputs(X: ArrayLike, x: ArrayLike, K: ArrayLike, op: str, minimum: int
     x = points(x, 2, op, "x", count=len(X))
     if len(X) < minimum:
         raise GeometryError(f"{op}: expected at least {minimum} correspondences, got {len(X)}")
-    K = _intrinsics_matrix(K, op)
+    K = calibration_matrix(K, op)
     _check_spread(X, op)
     K_inv = invert_intrinsics(K)
     return X, x, K, x @ K_inv[:2, :2].T + K_inv[:2, 2]
@@ -464,7 +464,7 @@ def refine_pose(R: ArrayLike, t: ArrayLike, X: ArrayLike, x: ArrayLike, K: Array
     """
     op = "refine_pose"
     X, x, K, _ = _inputs(X, x, K, op, 3)
-    R = _rotation_stack(matrix(R, (3, 3), op, "R"), op)
+    R = rotations(matrix(R, (3, 3), op, "R"), op)
     t = matrix(t, (3,), op, "t")
     delta = _check_loss(loss, huber_delta, op)
     front = int(np.count_nonzero((X @ R[2] + t[2]) > 0))

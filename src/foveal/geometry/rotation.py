@@ -26,44 +26,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
+from foveal.geometry.validate import stack
 
 # Below this angle the closed-form coefficients lose digits to cancellation (or divide 0 by 0);
 # their Taylor series, truncated after the θ⁴ (or θ⁶) term, are exact to double precision there.
 _SMALL_ANGLE = 1e-2
-
-
-def _stack(value: ArrayLike, tail: tuple[int, ...], op: str, name: str) -> np.ndarray:
-    """``value`` as a finite float64 array whose last axes are ``tail``, e.g. ``(..., 3, 3)``."""
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise GeometryError(f"{op}: expected {name} as a numeric array, got "
-                            f"{type(value).__name__} ({exc})") from None
-    if a.ndim < len(tail) or a.shape[a.ndim - len(tail):] != tail:
-        expected = ", ".join(["..."] + [str(s) for s in tail])
-        raise GeometryError(f"{op}: expected {name} of shape ({expected}), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        raise GeometryError(f"{op}: expected finite {name}, got {bad} NaN or inf value(s)")
-    return a
-
-
-def _rotation_stack(value: ArrayLike, op: str, name: str = "R", *,
-                    tol: float = 1e-6) -> np.ndarray:
-    """``value`` as (..., 3, 3) rotations: ``RᵀR = I`` within ``tol`` and ``det R > 0``.
-
-    Closed forms such as ``R⁻¹ = Rᵀ`` are silently wrong for anything else, so callers that use
-    them check here first.
-    """
-    R = _stack(value, (3, 3), op, name)
-    err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(initial=0.0)
-    if err > tol:
-        raise GeometryError(f"{op}: expected {name} to be a rotation (RᵀR = I), got "
-                            f"max |RᵀR − I| = {err:.3g}; see project_to_so3")
-    if np.any(np.linalg.det(R) < 0):
-        raise GeometryError(f"{op}: expected {name} to be a rotation (det = +1), got a "
-                            "reflection (det = −1)")
-    return R
 
 
 def hat(v: ArrayLike) -> np.ndarray:
@@ -73,7 +40,7 @@ def hat(v: ArrayLike) -> np.ndarray:
                 [ v₃,  0, −v₁],
                 [−v₂,  v₁,  0]],   so that  [u]× v = u × v.
     """
-    v = _stack(v, (3,), "hat", "v")
+    v = stack(v, (3,), "hat", "v")
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
     M = np.zeros((*v.shape[:-1], 3, 3))
     M[..., 0, 1], M[..., 0, 2] = -z, y
@@ -88,7 +55,7 @@ def vee(M: ArrayLike) -> np.ndarray:
     Reading the skew part (rather than three entries) makes ``vee`` a least-squares inverse for a
     matrix that is skew only up to rounding.
     """
-    M = _stack(M, (3, 3), "vee", "M")
+    M = stack(M, (3, 3), "vee", "M")
     return 0.5 * np.stack([M[..., 2, 1] - M[..., 1, 2],
                            M[..., 0, 2] - M[..., 2, 0],
                            M[..., 1, 0] - M[..., 0, 1]], axis=-1)
@@ -132,7 +99,7 @@ def exp_so3(omega: ArrayLike) -> np.ndarray:
 
     (HZ A4.3.2; Barfoot eq. 7.15). Equal to ``cv2.Rodrigues`` for a single vector.
     """
-    omega = _stack(omega, (3,), "exp_so3", "omega")
+    omega = stack(omega, (3,), "exp_so3", "omega")
     theta = _angle(omega)
     K = hat(omega)
     A = _sinc(theta)[..., None, None]
@@ -156,7 +123,7 @@ def log_so3(R: ArrayLike) -> np.ndarray:
     ``R`` should be a rotation; use :func:`project_to_so3` first for a noisy estimate.
     Reference: Barfoot §7.1.3; HZ A4.3.2.
     """
-    R = _stack(R, (3, 3), "log_so3", "R")
+    R = stack(R, (3, 3), "log_so3", "R")
     a = vee(R)
     s = np.linalg.norm(a, axis=-1)
     c = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1.0)
@@ -186,7 +153,7 @@ def left_jacobian_so3(omega: ArrayLike) -> np.ndarray:
     It maps a twist's translational part to the translation of ``exp_se3`` and is the
     derivative ``exp([ω + δ]×) ≈ exp([J δ]×) exp([ω]×)`` (Barfoot eq. 7.77).
     """
-    omega = _stack(omega, (3,), "left_jacobian_so3", "omega")
+    omega = stack(omega, (3,), "left_jacobian_so3", "omega")
     K = hat(omega)
     theta = _angle(omega)
     return (np.eye(3) + _cosc(theta)[..., None, None] * K
@@ -198,7 +165,7 @@ def left_jacobian_inverse_so3(omega: ArrayLike) -> np.ndarray:
 
         J⁻¹ = I − ½ [ω]× + D [ω]×²,   D = (1 − (θ/2) cot(θ/2)) / θ² → 1/12 + θ²/720 near 0.
     """
-    omega = _stack(omega, (3,), "left_jacobian_inverse_so3", "omega")
+    omega = stack(omega, (3,), "left_jacobian_inverse_so3", "omega")
     K = hat(omega)
     theta = _angle(omega)
     if np.any(theta >= 2 * np.pi - 1e-9):
@@ -219,7 +186,7 @@ def project_to_so3(M: ArrayLike) -> np.ndarray:
     (without it a reflection comes out whenever ``det M < 0``). Reference: HZ A4.3 (via the SVD);
     Umeyama, TPAMI 1991.
     """
-    M = _stack(M, (3, 3), "project_to_so3", "M")
+    M = stack(M, (3, 3), "project_to_so3", "M")
     U, _, Vt = np.linalg.svd(M)
     d = np.sign(np.linalg.det(U @ Vt))
     d = np.where(d == 0, 1.0, d)
@@ -241,7 +208,7 @@ def quaternion_from_matrix(R: ArrayLike) -> np.ndarray:
     (so the square root is of a number ≥ 1 and the division is safe) and read the other three
     from the off-diagonal sums and differences, e.g. ``4wx = R₃₂ − R₂₃``, ``4xy = R₁₂ + R₂₁``.
     """
-    R = _stack(R, (3, 3), "quaternion_from_matrix", "R")
+    R = stack(R, (3, 3), "quaternion_from_matrix", "R")
     r = R
     tr = np.trace(r, axis1=-2, axis2=-1)
     d0, d1, d2 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
@@ -263,7 +230,7 @@ def quaternion_from_matrix(R: ArrayLike) -> np.ndarray:
 
 
 def _unit_quaternion(q: ArrayLike, op: str, name: str) -> np.ndarray:
-    q = _stack(q, (4,), op, name)
+    q = stack(q, (4,), op, name)
     norm = np.linalg.norm(q, axis=-1, keepdims=True)
     if np.any(norm < 1e-12):
         raise GeometryError(f"{op}: expected non-zero quaternions {name}, got "
@@ -295,8 +262,8 @@ def quaternion_multiply(p: ArrayLike, q: ArrayLike) -> np.ndarray:
     so that ``R(p ⊗ q) = R(p) R(q)`` (rotate by ``q`` first). Not normalised or re-signed: the
     product is algebra, not a canonical rotation.
     """
-    p = _stack(p, (4,), "quaternion_multiply", "p")
-    q = _stack(q, (4,), "quaternion_multiply", "q")
+    p = stack(p, (4,), "quaternion_multiply", "p")
+    q = stack(q, (4,), "quaternion_multiply", "q")
     pw, pv = p[..., :1], p[..., 1:]
     qw, qv = q[..., :1], q[..., 1:]
     w = pw * qw - np.sum(pv * qv, axis=-1, keepdims=True)

@@ -82,7 +82,7 @@ from tqdm.auto import tqdm
 
 from foveal.errors import GeometryError
 from foveal.geometry.bundle_adjustment import bundle_adjust
-from foveal.geometry.camera import _intrinsics_matrix, invert_intrinsics, read_intrinsics
+from foveal.geometry.camera import invert_intrinsics, read_intrinsics
 from foveal.geometry.essential import find_essential, recover_pose
 from foveal.geometry.features import Features, detect_sift
 from foveal.geometry.matching import match_descriptors
@@ -91,6 +91,7 @@ from foveal.geometry.ransac import ransac_iterations
 from foveal.geometry.rotation import project_to_so3
 from foveal.geometry.tracks import build_tracks
 from foveal.geometry.triangulation import refine_points, triangulate_nview
+from foveal.geometry.validate import calibration_matrix
 
 #: Images with this many times ``min_observations`` PnP inliers are registered before others.
 _CONFIDENT = 3
@@ -1054,9 +1055,9 @@ def _result(model: _Model, names: list[str], keypoint_counts: list[int],
 def _intrinsics_stack(K: ArrayLike, n: int, op: str) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.shape == (3, 3):
-        return np.broadcast_to(_intrinsics_matrix(K, op), (n, 3, 3)).copy()
+        return np.broadcast_to(calibration_matrix(K, op), (n, 3, 3)).copy()
     if K.shape == (n, 3, 3):
-        return np.stack([_intrinsics_matrix(k, op, f"K[{i}]") for i, k in enumerate(K)])
+        return np.stack([calibration_matrix(k, op, f"K[{i}]") for i, k in enumerate(K)])
     raise GeometryError(f"{op}: expected K of shape (3, 3) or ({n}, 3, 3) for {n} images, "
                         f"got {K.shape}")
 

@@ -30,34 +30,27 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from foveal.errors import GeometryError
-from foveal.geometry.rotation import (
-    _rotation_stack,
-    _stack,
-    exp_so3,
-    left_jacobian_inverse_so3,
-    left_jacobian_so3,
-    log_so3,
-)
-from foveal.geometry.validate import points
+from foveal.geometry.rotation import exp_so3, left_jacobian_inverse_so3, left_jacobian_so3, log_so3
+from foveal.geometry.validate import points, rotations, stack
 
 
 def _transform_stack(value: ArrayLike, op: str, name: str = "T") -> np.ndarray:
     """(..., 4, 4) rigid transforms: bottom row ``[0, 0, 0, 1]`` and a rotation block."""
-    T = _stack(value, (4, 4), op, name)
+    T = stack(value, (4, 4), op, name)
     bottom = T[..., 3, :]
     if np.abs(bottom - [0.0, 0.0, 0.0, 1.0]).max(initial=0.0) > 1e-9:
         row = bottom.reshape(-1, 4)[np.abs(bottom - [0, 0, 0, 1]).reshape(-1, 4).max(1).argmax()]
         raise GeometryError(f"{op}: expected {name} with bottom row [0, 0, 0, 1], got "
                             f"{np.array2string(row, precision=4)}")
-    _rotation_stack(T[..., :3, :3], op, f"{name}[:3, :3]")
+    rotations(T[..., :3, :3], op, f"{name}[:3, :3]")
     return T
 
 
 def make_transform(R: ArrayLike, t: ArrayLike) -> np.ndarray:
     """The 4×4 transform ``[[R, t], [0, 1]]`` (..., 4, 4) of rotations (..., 3, 3) and
     translations (..., 3), broadcast against each other."""
-    R = _rotation_stack(R, "make_transform", "R")
-    t = _stack(t, (3,), "make_transform", "t")
+    R = rotations(R, "make_transform", "R")
+    t = stack(t, (3,), "make_transform", "t")
     batch = np.broadcast_shapes(R.shape[:-2], t.shape[:-1])
     T = np.zeros((*batch, 4, 4))
     T[..., :3, :3] = R
@@ -105,7 +98,7 @@ def exp_se3(xi: ArrayLike) -> np.ndarray:
     For ``ω = 0`` this is a pure translation by ``ρ``; for ``ρ = 0`` a pure rotation. The
     translation is ``J ρ``, not ``ρ``: the twist moves along a screw (Barfoot eq. 7.83).
     """
-    xi = _stack(xi, (6,), "exp_se3", "xi")
+    xi = stack(xi, (6,), "exp_se3", "xi")
     rho, omega = xi[..., :3], xi[..., 3:]
     T = np.zeros((*xi.shape[:-1], 4, 4))
     T[..., :3, :3] = exp_so3(omega)
@@ -130,16 +123,16 @@ def extrinsics_from_pose(R_c: ArrayLike, C: ArrayLike) -> tuple[np.ndarray, np.n
     ``R_c`` (..., 3, 3) holds the camera axes in world coordinates as columns, ``C`` (..., 3) is
     the centre.
     """
-    R_c = _rotation_stack(R_c, "extrinsics_from_pose", "R_c")
-    C = _stack(C, (3,), "extrinsics_from_pose", "C")
+    R_c = rotations(R_c, "extrinsics_from_pose", "R_c")
+    C = stack(C, (3,), "extrinsics_from_pose", "C")
     R = np.swapaxes(R_c, -1, -2)
     return R, -np.einsum("...ij,...j->...i", R, C)
 
 
 def pose_from_extrinsics(R: ArrayLike, t: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Pose ``(R_c, C)`` of a camera with extrinsics ``(R, t)``: ``R_c = Rᵀ``, ``C = −Rᵀ t``."""
-    R = _rotation_stack(R, "pose_from_extrinsics", "R")
-    t = _stack(t, (3,), "pose_from_extrinsics", "t")
+    R = rotations(R, "pose_from_extrinsics", "R")
+    t = stack(t, (3,), "pose_from_extrinsics", "t")
     R_c = np.swapaxes(R, -1, -2)
     return R_c, -np.einsum("...ij,...j->...i", R_c, t)
 
@@ -147,6 +140,6 @@ def pose_from_extrinsics(R: ArrayLike, t: ArrayLike) -> tuple[np.ndarray, np.nda
 def camera_center(R: ArrayLike, t: ArrayLike) -> np.ndarray:
     """The centre ``C = −Rᵀ t`` (..., 3) of cameras with extrinsics ``(R, t)``: the point with
     ``R C + t = 0`` (HZ §6.1)."""
-    R = _rotation_stack(R, "camera_center", "R")
-    t = _stack(t, (3,), "camera_center", "t")
+    R = rotations(R, "camera_center", "R")
+    t = stack(t, (3,), "camera_center", "t")
     return -np.einsum("...ji,...j->...i", R, t)
