@@ -14,6 +14,7 @@ from foveal.geometry.bundle_adjustment import (
 )
 from foveal.geometry.camera import intrinsics
 from foveal.geometry.rotation import exp_so3
+from foveal.geometry.transform import look_at
 
 K = intrinsics(800.0, 780.0, 320.0, 240.0)
 
@@ -24,13 +25,7 @@ def scene(C=6, P=60, *, noise=0.5, seed=0, per_camera_K=False):
     rng = np.random.default_rng(seed)
     angles = np.linspace(0.0, 2 * np.pi, C, endpoint=False)
     centres = np.column_stack([10 * np.cos(angles), 10 * np.sin(angles), rng.uniform(-2, 2, C)])
-    R = np.empty((C, 3, 3))
-    for i, c in enumerate(centres):
-        z = -c / np.linalg.norm(c)
-        x = np.cross([0.0, 0.0, 1.0], z)
-        x /= np.linalg.norm(x)
-        R[i] = np.stack([x, np.cross(z, x), z])
-    t = -np.einsum("cij,cj->ci", R, centres)
+    R, t = look_at(centres, up=(0.0, 0.0, -1.0))
     X = rng.uniform(-2, 2, (P, 3))
     cam, pt = [], []
     for j in range(P):

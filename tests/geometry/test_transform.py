@@ -147,3 +147,21 @@ def test_bad_input_raises_one_line_geometry_error(call, message):
     with pytest.raises(GeometryError, match=message) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_look_at_points_the_optical_axis_at_the_target_closed_form():
+    from foveal.geometry.camera import project
+    from foveal.geometry.transform import look_at
+
+    centers = np.array([[10.0, 0, 1], [0, -5, 2], [-3, 4, 0]])
+    R, t = look_at(centers, target=[0.5, 0.5, 0.0])
+    assert np.allclose(np.einsum("nij,nkj->nik", R, R), np.eye(3))
+    assert np.allclose(np.linalg.det(R), 1.0)
+    np.testing.assert_allclose(camera_center(R, t), centers, atol=1e-12)
+    K = np.array([[100.0, 0, 50], [0, 100, 40], [0, 0, 1]])
+    for Ri, ti in zip(R, t, strict=True):
+        pixels, depth = project([[0.5, 0.5, 0.0], [0.5, 0.5, 1.0]], K, Ri, ti)
+        np.testing.assert_allclose(pixels[0], [50, 40], atol=1e-9)  # the principal point
+        assert depth[0] > 0 and pixels[1, 1] < 40  # "up" appears above the target
+    with pytest.raises(GeometryError, match="parallel"):
+        look_at([0.0, 0, 5], up=[0, 0, 1])

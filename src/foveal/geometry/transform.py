@@ -143,3 +143,31 @@ def camera_center(R: ArrayLike, t: ArrayLike) -> np.ndarray:
     R = rotations(R, "camera_center", "R")
     t = stack(t, (3,), "camera_center", "t")
     return -np.einsum("...ji,...j->...i", R, t)
+
+
+def look_at(center: ArrayLike, target: ArrayLike = (0.0, 0.0, 0.0),
+            up: ArrayLike = (0.0, 0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Extrinsics ``(R, t)`` of cameras at ``center`` (..., 3) whose optical axis points at
+    ``target``, with image rows running against ``up`` (``up`` appears towards the top).
+
+    The camera's axes in world coordinates: ``z = (target − C)/‖target − C‖`` (forward),
+    ``x = (z × up)/‖z × up‖`` (image right), ``y = z × x`` (image down); ``R`` has them as rows,
+    and ``t = −R C``.
+    """
+    C = stack(center, (3,), "look_at", "center")
+    T = stack(target, (3,), "look_at", "target")
+    U = stack(up, (3,), "look_at", "up")
+    z = T - C
+    norm = np.linalg.norm(z, axis=-1, keepdims=True)
+    if np.any(norm <= 1e-12):
+        raise GeometryError("look_at: expected the target away from the camera centre, got "
+                            "a centre on the target")
+    z = z / norm
+    x = np.cross(z, U)
+    xn = np.linalg.norm(x, axis=-1, keepdims=True)
+    if np.any(xn <= 1e-12):
+        raise GeometryError("look_at: expected an up vector not parallel to the viewing "
+                            "direction, got a parallel one")
+    x = x / xn
+    R = np.stack(np.broadcast_arrays(x, np.cross(z, x), z), axis=-2)
+    return R, -np.einsum("...ij,...j->...i", R, C)
