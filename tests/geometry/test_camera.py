@@ -23,7 +23,8 @@ from foveal.geometry.camera import (
 from foveal.geometry.rotation import exp_so3
 
 rng = np.random.default_rng(5)
-DINO = Path("/work/shared/data/middlebury_dinoSparseRing/dinoSparseRing/dinoSR_par.txt")
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DINO = SHARED_DATA / "middlebury_dinoSparseRing/dinoSparseRing/dinoSR_par.txt"
 K = intrinsics(700.0, 720.0, 330.0, 250.0)
 R = exp_so3([0.1, -0.3, 0.2])
 t = np.array([0.2, -0.1, 4.0])

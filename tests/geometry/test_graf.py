@@ -18,7 +18,8 @@ from foveal.geometry.features import Features, detect_sift, root_sift
 from foveal.geometry.homography import find_homography
 from foveal.geometry.matching import match_descriptors
 
-GRAF = Path("/work/shared/data/oxford_affine_graf/graf")
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+GRAF = SHARED_DATA / "oxford_affine_graf/graf"
 # pair 1→N: the mean grid error ours must reach (px)
 TARGETS = {2: 0.6, 3: 0.8, 4: 1.5}
 # our pipeline: RootSIFT (with bias-free upsampling), mutual NN + ratio 0.9, MSAC at 1.5 px

@@ -13,7 +13,8 @@ from foveal.errors import GeometryError
 from foveal.geometry.features import detect_orb, detect_sift
 from foveal.geometry.matching import Matches, match_descriptors
 
-GRAF = Path("/work/shared/data/oxford_affine_graf/graf")
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+GRAF = SHARED_DATA / "oxford_affine_graf/graf"
 NORMS = {"l2": cv2.NORM_L2, "hamming": cv2.NORM_HAMMING}
 rng = np.random.default_rng(7)
 
