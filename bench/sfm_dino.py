@@ -51,7 +51,8 @@ def score(names: list[str], R: Any, C: Any, reference: dict[str, Any]) -> dict[s
 def run_foveal(folder: Path, reference: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from foveal.geometry.sfm import incremental_sfm, list_images, read_image
+    from foveal.geometry.image import read_image
+    from foveal.geometry.sfm import incremental_sfm, list_images
 
     start = time.perf_counter()
     paths = list_images(folder)

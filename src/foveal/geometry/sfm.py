@@ -85,6 +85,7 @@ from foveal.geometry.bundle_adjustment import bundle_adjust
 from foveal.geometry.camera import invert_intrinsics, read_intrinsics
 from foveal.geometry.essential import find_essential, recover_pose
 from foveal.geometry.features import Features, detect_sift
+from foveal.geometry.image import read_image
 from foveal.geometry.matching import match_descriptors
 from foveal.geometry.pnp import refine_pose, solve_pnp_ransac
 from foveal.geometry.ransac import ransac_iterations
@@ -1196,23 +1197,6 @@ def list_images(image_dir: str | os.PathLike[str]) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; GeometryError naming the file if unreadable."""
-    import cv2
-
-    p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except OSError as exc:
-        raise GeometryError(f"run_sfm: expected a readable image, got '{p}' "
-                            f"({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise GeometryError(f"run_sfm: expected an image OpenCV can decode, got '{p}' "
-                            f"({data.size} bytes, corrupt or not an image)")
-    return np.ascontiguousarray(image[:, :, ::-1])
-
-
 def ground_truth_errors(result: SfmResult, cameras: dict[str, Any]) -> dict[str, Any] | None:
     """Pose errors of the registered images against reference cameras (by name, objects with
     ``R`` and ``center``), after a similarity alignment of the centres
@@ -1285,8 +1269,8 @@ def run_sfm(image_dir: str | os.PathLike[str], intrinsics_path: str | os.PathLik
     by_name = read_intrinsics(intrinsics_path, names)
     K = np.stack([by_name[n] for n in names])
     start = time.perf_counter()
-    images = [read_image(p) for p in tqdm(paths, desc="sfm: reading", disable=not progress,
-                                           leave=False)]
+    images = [read_image(p, op="run_sfm")
+              for p in tqdm(paths, desc="sfm: reading", disable=not progress, leave=False)]
     read_s = time.perf_counter() - start
     result = incremental_sfm(images, K, names, options, progress=progress)
     result = replace(result, timings={"read_s": read_s, **result.timings})
