@@ -25,12 +25,12 @@ ours.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 SIZES = [(5, 50), (10, 200), (20, 400), (50, 10_000)]  # (cameras, points)
 DENSE_LIMIT = 2_000  # parameters; above this the dense finite-difference reference is skipped
@@ -151,13 +151,7 @@ def timed(runs: dict[str, Callable[[dict[str, Any]], dict[str, Any]]], p: dict[s
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)  # BLAS reads it at import: before NumPy loads
+    args = parse_bench_args(__doc__, repeats=5)
 
     from common import save
 

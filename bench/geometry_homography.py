@@ -25,12 +25,12 @@ a 20×15 grid, and the share of true inliers found.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 BUDGETS = [100, 300]
 H_TRUE = [[0.92, 0.12, 35.0], [-0.07, 1.04, 18.0], [2.1e-4, -1.3e-4, 1.0]]
@@ -105,15 +105,8 @@ def measure(seed: int, budget: int | None, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--scenes", type=int, default=5)
-    args = ap.parse_args()
-    # BLAS reads its thread count at import: set it before NumPy loads
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, repeats=15, threads=1, extra=lambda ap: ap.add_argument(
+        "--scenes", type=int, default=5))
     import cv2
 
     from common import save

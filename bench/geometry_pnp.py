@@ -21,12 +21,12 @@ error (relative), and the fraction of true inliers found. Both run with the same
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 CASES = [  # (points, outlier fraction, planar, mode)
     (500, 0.3, False, "adaptive"), (500, 0.5, False, "adaptive"), (500, 0.3, True, "adaptive"),
@@ -107,13 +107,7 @@ def measure(n: int, outliers: float, planar: bool, mode: str, repeats: int) -> d
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeats", type=int, default=15)
-    args = ap.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)  # BLAS reads it at import: before NumPy loads
+    args = parse_bench_args(__doc__, repeats=15)
     import cv2
 
     from common import save

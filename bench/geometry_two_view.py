@@ -20,12 +20,12 @@ f = 800 px, 640 × 480 images, 0.5 px Gaussian noise.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -117,14 +117,7 @@ def measure(repeats: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeats", type=int, default=9)
-    args = ap.parse_args()
-    # BLAS reads its thread count at import: set it before NumPy loads
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, repeats=9)
     import cv2
 
     from common import save

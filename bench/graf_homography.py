@@ -30,12 +30,12 @@ Matcher speed: random SIFT-like integer descriptors (128 floats) and ORB-like by
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 GRAF = "oxford_affine_graf/graf"
 RATIO, THRESHOLD = 0.9, 1.5
@@ -79,13 +79,7 @@ def grid_error(H, H_gt, width: int, height: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, repeats=5)
     import cv2
     import numpy as np
     import torch

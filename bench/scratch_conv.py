@@ -12,13 +12,13 @@ im2col buffer size ``C_in·k²·N·OH·OW·4`` bytes.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 SHAPES = [  # (N, C_in, C_out, H, k)
     (64, 16, 16, 32, 3), (64, 32, 32, 32, 3), (64, 64, 64, 32, 3), (64, 128, 128, 32, 3),
@@ -75,14 +75,7 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeats", type=int, default=7)
-    args = ap.parse_args()
-    # BLAS reads its thread count at import: set it before NumPy loads
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, repeats=7)
     import numpy as np
     import torch
 

@@ -21,13 +21,13 @@ centres, the ring's diameter), and the wall time. Both run on ``--threads`` thre
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from cli import parse_bench_args
 
 FX, FY, CX, CY = 3310.4, 3325.5, 316.73, 200.55  # dinoSR_par.txt, the same for every view
 
@@ -126,12 +126,7 @@ def run_pycolmap(folder: Path, reference: dict[str, Any], threads: int) -> dict[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="print the table, write nothing")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, threads=1)
     import cv2
     import torch
 

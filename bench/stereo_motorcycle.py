@@ -20,12 +20,12 @@ relative to StereoBM. Ours is NumPy/SciPy on one thread; OpenCV gets ``--threads
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cli import parse_bench_args
 
 MAX_DISPARITY = 63  # inclusive: OpenCV's numDisparities = 64
 BLOCK = 9
@@ -120,13 +120,7 @@ def figure(L: Any, gt: Any, maps: dict[str, Any], rates: dict[str, float], path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_bench_args(__doc__, repeats=5, threads=1)
     import cv2
     import numpy as np
     import torch
