@@ -33,3 +33,7 @@ class TrainingError(FovealError, RuntimeError):
 class GeometryError(FovealError, ValueError):
     """Geometric input is malformed (wrong shape, NaN, too few points) or degenerate
     (collinear points, pure rotation, all points behind a camera)."""
+
+
+class DetectionError(FovealError, ValueError):
+    """Boxes, detections or annotations are malformed (wrong shape, negative size, unknown id)."""
