@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from foveal.detection.boxes import box_iou
 from foveal.errors import DetectionError
 
 __all__ = ["batched_nms", "nms", "soft_nms"]
@@ -49,17 +50,6 @@ def _check_inputs(boxes: object, scores: object, iou_threshold: object) -> tuple
         bad = int(torch.isnan(boxes).any(1).sum())
         raise DetectionError(f"expected boxes without NaN, got {bad} boxes with NaN coordinates")
     return boxes, scores
-
-
-def _pairwise_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU matrix ``(N, M)`` of xyxy boxes. Private: to be replaced by ``boxes.box_iou``."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def _greedy_upper(suppress: np.ndarray) -> np.ndarray:
@@ -102,13 +92,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         block = sorted_boxes[start:start + _BLOCK]
         alive = torch.ones(block.shape[0], dtype=torch.bool, device=boxes.device)
         for c in range(0, kept_boxes.shape[0], _KEPT_CHUNK):
-            iou = _pairwise_iou(block, kept_boxes[c:c + _KEPT_CHUNK])
+            iou = box_iou(block, kept_boxes[c:c + _KEPT_CHUNK])
             alive &= ~(iou > iou_threshold).any(dim=1)
         cand = torch.nonzero(alive).squeeze(1)
         if cand.numel() == 0:
             continue
         cb = block[cand]
-        within = (_pairwise_iou(cb, cb) > iou_threshold).cpu().numpy()
+        within = (box_iou(cb, cb) > iou_threshold).cpu().numpy()
         survivors = cand[torch.from_numpy(_greedy_upper(within)).to(cand.device)]
         kept_pos.append(survivors + start)
         kept_boxes = torch.cat([kept_boxes, block[survivors]])
@@ -176,7 +166,7 @@ def soft_nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.3, sigma: f
         keep.append(m)
         kept_scores.append(s[m])
         alive[m] = False
-        o = _pairwise_iou(boxes[m:m + 1], boxes)[0].nan_to_num(0.0)
+        o = box_iou(boxes[m:m + 1], boxes)[0].nan_to_num(0.0)
         if method == "linear":
             decay = torch.where(o >= iou_threshold, 1 - o, torch.ones_like(o))
         else:
