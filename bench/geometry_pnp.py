@@ -21,12 +21,10 @@ error (relative), and the fraction of true inliers found. Both run with the same
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
+from timing import median_ms
 
 CASES = [  # (points, outlier fraction, planar, mode)
     (500, 0.3, False, "adaptive"), (500, 0.5, False, "adaptive"), (500, 0.3, True, "adaptive"),
@@ -55,14 +53,6 @@ def make_scene(n: int, outliers: float, planar: bool, seed: int = 0) -> dict[str
     return {"X": X, "x": x, "K": K, "R": R, "t": t, "inliers": ~bad}
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up, and the answer
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times), out
 
 
 def accuracy(R: Any, t: Any, inliers: Any, s: dict[str, Any]) -> dict[str, float]:

@@ -20,22 +20,10 @@ f = 800 px, 640 × 480 images, 0.5 px Gaussian noise.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+from timing import median_ms
 
 
 def scene(n: int, outliers: float, seed: int = 0) -> dict[str, Any]:
@@ -66,6 +54,7 @@ def measure(repeats: int) -> list[dict[str, Any]]:
     import cv2
     import numpy as np
 
+    from foveal.geometry.alignment import rotation_angle_deg
     from foveal.geometry.epipolar import sampson_distance
     from foveal.geometry.essential import find_essential, recover_pose
     from foveal.geometry.fundamental import find_fundamental, fundamental_8point
@@ -75,41 +64,41 @@ def measure(repeats: int) -> list[dict[str, Any]]:
     s = scene(10_000, 0.0)
     x1, x2 = s["x1"], s["x2"]
     rows.append(row("8-point F, 10k matches",
-                    median_ms(lambda: fundamental_8point(x1, x2), 5 * repeats),
+                    median_ms(lambda: fundamental_8point(x1, x2), 5 * repeats)[0],
                     median_ms(lambda: cv2.findFundamentalMat(x1, x2, cv2.FM_8POINT),
-                              5 * repeats)))
+                              5 * repeats)[0]))
 
     s = scene(100_000, 0.0)
     P1, P2, x1, x2 = s["P1"], s["P2"], s["x1"], s["x2"]
     x1t, x2t = np.ascontiguousarray(x1.T), np.ascontiguousarray(x2.T)
     rows.append(row("DLT triangulation, 100k points",
-                    median_ms(lambda: triangulate_dlt(P1, P2, x1, x2), repeats),
-                    median_ms(lambda: cv2.triangulatePoints(P1, P2, x1t, x2t), repeats)))
+                    median_ms(lambda: triangulate_dlt(P1, P2, x1, x2), repeats)[0],
+                    median_ms(lambda: cv2.triangulatePoints(P1, P2, x1t, x2t), repeats)[0]))
 
     s = scene(1_000, 0.4, seed=1)
     x1, x2, c1, c2, good = s["x1"], s["x2"], s["c1"][~s["bad"]], s["c2"][~s["bad"]], ~s["bad"]
     F = find_fundamental(x1, x2)[0]
     Fc = cv2.findFundamentalMat(x1, x2, cv2.FM_RANSAC, 1.0, 0.999)[0]
     rows.append(row("RANSAC F, 1k matches, 40 % outliers",
-                    median_ms(lambda: find_fundamental(x1, x2), repeats),
+                    median_ms(lambda: find_fundamental(x1, x2), repeats)[0],
                     median_ms(lambda: cv2.findFundamentalMat(x1, x2, cv2.FM_RANSAC, 1.0,
-                                                             0.999), repeats),
+                                                             0.999), repeats)[0],
                     ours_sampson_px=round(float(sampson_distance(F, c1, c2).mean()), 3),
                     opencv_sampson_px=round(float(sampson_distance(Fc, c1, c2).mean()), 3)))
 
     K, R = s["K"], s["R"]
 
     def rotation_error(Rx: np.ndarray) -> float:
-        return float(np.degrees(np.arccos(np.clip((np.trace(Rx.T @ R) - 1) / 2, -1, 1))))
+        return float(rotation_angle_deg(Rx, R))
 
     E, inliers = find_essential(x1, x2, K)
     Ec, mc = cv2.findEssentialMat(x1, x2, K, cv2.RANSAC, 0.999, 1.0)
     R_ours = recover_pose(E, x1, x2, K, mask=inliers)[0]
     R_cv = cv2.recoverPose(Ec[:3], x1, x2, K, mask=mc)[1]
     rows.append(row("RANSAC E, 1k matches, 40 % outliers",
-                    median_ms(lambda: find_essential(x1, x2, K), repeats),
+                    median_ms(lambda: find_essential(x1, x2, K), repeats)[0],
                     median_ms(lambda: cv2.findEssentialMat(x1, x2, K, cv2.RANSAC, 0.999, 1.0),
-                              repeats),
+                              repeats)[0],
                     ours_rotation_deg=round(rotation_error(R_ours), 3),
                     opencv_rotation_deg=round(rotation_error(R_cv), 3),
                     inlier_recall=round(float((inliers & good).sum() / good.sum()), 3)))

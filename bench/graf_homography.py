@@ -31,26 +31,15 @@ Matcher speed: random SIFT-like integer descriptors (128 floats) and ORB-like by
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 from cli import parse_bench_args
+from timing import median_ms
 
 GRAF = "oxford_affine_graf/graf"
 RATIO, THRESHOLD = 0.9, 1.5
 TARGETS = {2: 0.6, 3: 0.8, 4: 1.5}  # mean grid error the test holds ours to (px)
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall time of ``fn()`` in ms after one warm-up call, and its last result."""
-    fn()  # warm-up: lazy imports (scipy for LM), allocator, caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times), out
 
 
 def grid(width: int, height: int):

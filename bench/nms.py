@@ -12,24 +12,14 @@ Both keep lists are checked to be identical. Ratio = ours / OpenCV.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
+from timing import median_ms
 
 CASES = [(10_000, 0.5), (10_000, 0.7), (100_000, 0.5), (100_000, 0.7)]
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up, and the answer
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times), out
 
 
 def measure(n: int, iou: float, repeats: int) -> dict[str, Any]:

@@ -12,13 +12,11 @@ im2col buffer size ``C_in·k²·N·OH·OW·4`` bytes.
 
 from __future__ import annotations
 
-import statistics
-import time
 import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
+from timing import median_ms
 
 SHAPES = [  # (N, C_in, C_out, H, k)
     (64, 16, 16, 32, 3), (64, 32, 32, 32, 3), (64, 64, 64, 32, 3), (64, 128, 128, 32, 3),
@@ -26,14 +24,6 @@ SHAPES = [  # (N, C_in, C_out, H, k)
 ]
 
 
-def median_ms(fn: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, Any]:
@@ -63,7 +53,7 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
         tx.grad = tw.grad = tb.grad = None
         F.conv2d(tx, tw, tb, 1, pad).backward(tg)
 
-    t_ours, t_torch = median_ms(ours, repeats), median_ms(theirs, repeats)
+    t_ours, t_torch = median_ms(ours, repeats)[0], median_ms(theirs, repeats)[0]
     tracemalloc.start()
     ours()
     peak = tracemalloc.get_traced_memory()[1]

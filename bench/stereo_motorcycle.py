@@ -20,25 +20,16 @@ relative to StereoBM. Ours is NumPy/SciPy on one thread; OpenCV gets ``--threads
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
+from timing import median_ms
 
 MAX_DISPARITY = 63  # inclusive: OpenCV's numDisparities = 64
 BLOCK = 9
 
 
-def median_s(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up, and the result kept
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def methods() -> dict[str, Callable[[Any, Any], Any]]:
@@ -90,8 +81,8 @@ def box_filter_backends(L: Any, R: Any, repeats: int) -> dict[str, float]:
     def torch_pool() -> None:
         F.avg_pool2d(F.avg_pool2d(volume, (BLOCK, 1), 1, (r, 0)), (1, BLOCK), 1, (0, r))
 
-    return {"scipy_uniform_filter1d_s": round(median_s(scipy_sums, repeats)[0], 3),
-            "torch_avg_pool2d_s": round(median_s(torch_pool, repeats)[0], 3)}
+    return {"scipy_uniform_filter1d_s": round(median_ms(scipy_sums, repeats)[0] / 1000, 3),
+            "torch_avg_pool2d_s": round(median_ms(torch_pool, repeats)[0] / 1000, 3)}
 
 
 def figure(L: Any, gt: Any, maps: dict[str, Any], rates: dict[str, float], path: Any) -> None:
@@ -138,7 +129,10 @@ def main() -> None:
     rows, maps, rates = [], {}, {}
     print("| method | bad 2 px (all) | bad 2 px (estimated) | density | time (s) | × StereoBM |")
     print("|---|---|---|---|---|---|")
-    timed = {name: median_s(lambda fn=fn: fn(L, R), repeats) for name, fn in methods().items()}
+    timed = {}
+    for name, fn in methods().items():
+        ms, disparity = median_ms(lambda fn=fn: fn(L, R), repeats)
+        timed[name] = (ms / 1000, disparity)
     t_bm = timed["cv2.StereoBM"][0]
     for name, (seconds, d) in timed.items():
         e = bad_pixel_rate(d, gt, threshold=2.0)

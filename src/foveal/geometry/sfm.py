@@ -81,6 +81,7 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from foveal.errors import GeometryError
+from foveal.geometry.alignment import rotation_angle_deg
 from foveal.geometry.bundle_adjustment import bundle_adjust
 from foveal.geometry.camera import invert_intrinsics, read_intrinsics
 from foveal.geometry.essential import find_essential, recover_pose
@@ -839,8 +840,7 @@ def _register_from_pairs(model: _Model, image: int) -> bool:
     agree = []
     for r, R_rel, t_rel, _ in rel:
         R_k = R_rel @ model.R[r]
-        angle = np.degrees(np.arccos(np.clip((np.trace(R_k @ R_best.T) - 1) / 2, -1, 1)))
-        if angle <= opt.pair_rotation_tolerance_deg:
+        if rotation_angle_deg(R_k, R_best) <= opt.pair_rotation_tolerance_deg:
             agree.append((r, R_k, t_rel))
     R_k = project_to_so3(sum(a[1] for a in agree))
     C_r = np.stack([model.centre(r) for r, _, _ in agree])
