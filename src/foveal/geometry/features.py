@@ -53,6 +53,7 @@ import numpy as np
 
 from foveal.errors import GeometryError
 from foveal.geometry.image import read_image
+from foveal.geometry.validate import positive
 
 ImageInput = str | os.PathLike | np.ndarray
 
@@ -185,8 +186,7 @@ def detect_sift(image: ImageInput, max_features: int | None = None, *, root: boo
     layers = _count(n_octave_layers, op, "n_octave_layers", allow_none=False)
     for name, value in (("contrast_threshold", contrast_threshold),
                         ("edge_threshold", edge_threshold), ("sigma", sigma)):
-        if not np.isfinite(value) or value <= 0:
-            raise GeometryError(f"{op}: expected {name} > 0, got {value}")
+        positive(value, op, name)
     sift = cv2.SIFT_create(n or 0, layers, float(contrast_threshold), float(edge_threshold),
                            float(sigma), bool(precise_upscale))
     keypoints, descriptors = sift.detectAndCompute(gray, None)

@@ -93,7 +93,7 @@ from foveal.geometry.ransac import ransac_iterations
 from foveal.geometry.rotation import project_to_so3
 from foveal.geometry.tracks import build_tracks
 from foveal.geometry.triangulation import refine_points, triangulate_nview
-from foveal.geometry.validate import calibration_matrix
+from foveal.geometry.validate import calibration_matrix, positive
 
 #: Images with this many times ``min_observations`` PnP inliers are registered before others.
 _CONFIDENT = 3
@@ -1073,9 +1073,7 @@ def _check_options(options: SfmOptions, op: str) -> None:
             raise GeometryError(f"{op}: expected options.{name} in (0, 1], got {value}")
     for name in ("guided_threshold_px", "essential_threshold_px", "pnp_threshold_px",
                  "max_reprojection_px", "huber_px"):
-        value = getattr(options, name)
-        if not (math.isfinite(value) and value > 0):
-            raise GeometryError(f"{op}: expected options.{name} > 0, got {value}")
+        positive(getattr(options, name), op, f"options.{name}")
     for name in ("ransac_iterations", "min_pair_inliers", "init_min_inliers", "min_pnp_inliers",
                  "min_observations", "init_attempts", "ba_iterations", "final_ba_iterations",
                  "local_ba_images"):
