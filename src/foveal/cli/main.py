@@ -275,8 +275,10 @@ def _png_bytes(image: Any) -> bytes:
 def cmd_sfm(args: argparse.Namespace) -> int:
     from foveal.geometry.sfm import SfmOptions, run_sfm
 
-    options = SfmOptions(seed=args.seed) if args.max_features is None else SfmOptions(
-        seed=args.seed, max_features=args.max_features)
+    overrides = {"seed": args.seed}
+    if args.max_features is not None:
+        overrides["max_features"] = args.max_features
+    options = SfmOptions(**overrides)
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sfm"
     result = run_sfm(args.image_dir, args.intrinsics, out, options,
                      progress=not args.no_progress)
