@@ -384,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="RANSAC seed")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_sfm)
+
+    from foveal.cli import coco, data, detect
+
+    for module in (coco, data, detect):
+        module.register(sub)
     return parser
 
 

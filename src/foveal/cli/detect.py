@@ -1,0 +1,9 @@
+"""`foveal detect train | eval | predict`: the Faster R-CNN detector."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's sub-command(s) to the ``foveal`` parser."""
