@@ -33,7 +33,8 @@ def trained(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("command", ["train", "demo", "eval", "predict", "info", "download"])
+@pytest.mark.parametrize("command", ["train", "demo", "eval", "predict", "info", "download",
+                                     "geometry", "sfm", "data"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

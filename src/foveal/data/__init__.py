@@ -10,10 +10,26 @@ from foveal.data.download import download
 from foveal.data.image_folder import read_image_folder, read_split_folder
 from foveal.data.loader import InMemoryLoader
 from foveal.data.mnist import download_mnist, read_idx, read_mnist
+from foveal.data.shapes import SHAPE_CLASSES, generate_shapes, write_shapes_dataset
 
 __all__ = [
-    "DATASET_NAMES", "ArrayDataset", "Augment", "InMemoryLoader", "cached_image_folder",
-    "default_data_root", "download", "download_cifar10", "download_mnist", "load_dataset",
-    "load_digits", "read_cifar10", "read_idx", "read_image_folder", "read_mnist",
+    "DATASET_NAMES",
+    "SHAPE_CLASSES",
+    "ArrayDataset",
+    "Augment",
+    "InMemoryLoader",
+    "cached_image_folder",
+    "default_data_root",
+    "download",
+    "download_cifar10",
+    "download_mnist",
+    "generate_shapes",
+    "load_dataset",
+    "load_digits",
+    "read_cifar10",
+    "read_idx",
+    "read_image_folder",
+    "read_mnist",
     "read_split_folder",
+    "write_shapes_dataset",
 ]
