@@ -1,4 +1,6 @@
-"""Every Python example in docs/geometry runs as written (the pages print what they claim).
+"""Every Python example in docs/geometry and docs/detection runs as written.
+
+The pages print what they claim.
 
 Pages whose examples read the real data in ../shared/data are skipped when it is absent.
 """
@@ -11,12 +13,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
-PAGES = sorted((REPO / "docs" / "geometry").glob("*.md"))
+PAGES = sorted((REPO / "docs" / "geometry").glob("*.md")) + sorted(
+    (REPO / "docs" / "detection").glob("*.md"))
 # page → the folder its example runs in (its relative file names are read there)
 WORKDIR = {"ransac_homography.md": SHARED_DATA / "oxford_affine_graf" / "graf"}
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[f"{p.parent.name}/{p.name}" for p in PAGES])
 def test_docs_examples_run(page, tmp_path, monkeypatch, capsys):
     text = page.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
