@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -16,3 +18,17 @@ def digits_pair():
     train = ArrayDataset(x[tr], d.target[tr], classes, "digits/train")
     test = ArrayDataset(x[te], d.target[te], classes, "digits/test")
     return train, test
+
+
+# /work/main/tests/conftest.py -> /work/shared/data (the repository's ../shared/data)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_COCO = SHARED_DATA / "tiny_coco" / "tiny_coco"
+
+
+@pytest.fixture(scope="session")
+def tiny_coco_dir() -> Path:
+    """The real tiny_coco subset of MS-COCO 2017 (``annotations/``, ``train2017/``, ``val2017/``);
+    skips when the shared data folder is absent."""
+    if not (TINY_COCO / "annotations" / "instances_val2017.json").is_file():
+        pytest.skip(f"tiny_coco not found at {TINY_COCO} (the shared data folder is absent)")
+    return TINY_COCO
