@@ -1,8 +1,26 @@
-"""Classifier architectures, built by name with :func:`build_model`."""
+"""Classifier architectures, built by name with :func:`create` or :func:`build_model`.
 
+Importing this package imports every architecture module, each of which registers its builders
+in :mod:`foveal.models.registry`.
+"""
+
+from foveal.models import mlp, resnet9, small_cnn  # noqa: F401  (register the architectures)
 from foveal.models.mlp import MLP
-from foveal.models.registry import DEFAULT_MODEL, MODEL_NAMES, build_model
+from foveal.models.registry import (
+    DEFAULT_MODEL,
+    ModelEntry,
+    build_model,
+    create,
+    get_model_entry,
+    list_models,
+    model_names,
+    register_model,
+)
 from foveal.models.resnet9 import ResNet9
 from foveal.models.small_cnn import SmallCNN
 
-__all__ = ["DEFAULT_MODEL", "MLP", "MODEL_NAMES", "ResNet9", "SmallCNN", "build_model"]
+MODEL_NAMES: tuple[str, ...] = model_names()
+
+__all__ = ["DEFAULT_MODEL", "MLP", "MODEL_NAMES", "ModelEntry", "ResNet9", "SmallCNN",
+           "build_model", "create", "get_model_entry", "list_models", "model_names",
+           "register_model"]

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from foveal.models.registry import register_model
+
 
 class MLP(nn.Module):
     """Fully connected classifier.
@@ -41,3 +43,11 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(N, C, H, W)`` or flat ``(N, C·H·W)`` → logits ``(N, num_classes)``."""
         return self.net(x)
+
+
+@register_model("mlp", family="mlp", image_size=32,
+                description="multilayer perceptron on flattened pixels")
+def mlp(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+        hidden: Sequence[int] = (512, 256), dropout: float = 0.1) -> MLP:
+    """:class:`MLP` over ``in_channels · image_size²`` inputs."""
+    return MLP(in_channels * image_size * image_size, num_classes, hidden=hidden, dropout=dropout)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from foveal.errors import ConfigError
+from foveal.models.registry import register_model
 
 
 def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -76,3 +77,11 @@ class ResNet9(nn.Module):
             raise ConfigError(f"resnet9 needs inputs of at least 8×8, got {tuple(x.shape[-2:])}")
         x = self.layer3(self.layer2(self.layer1(self.prep(x))))
         return self.fc(torch.flatten(self.pool(x), 1)) * self.scale
+
+
+@register_model("resnet9", family="resnet", image_size=32,
+                description="airbench-style ResNet-9 for CIFAR-sized images (width 64)")
+def resnet9(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+            width: int = 64, scale: float = 0.125) -> ResNet9:
+    """:class:`ResNet9` (any ``image_size`` ≥ 8: the head pools globally)."""
+    return ResNet9(in_channels, num_classes, width=width, scale=scale)

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from foveal.errors import ConfigError
+from foveal.models.registry import register_model
 
 
 def small_cnn_feature_size(image_size: int) -> int:
@@ -57,3 +58,10 @@ class SmallCNN(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
+
+
+@register_model("small_cnn", family="cnn", image_size=32,
+                description="two conv-pool blocks and a linear head (MNIST, CIFAR)")
+def small_cnn(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> SmallCNN:
+    """:class:`SmallCNN` for ``image_size``² inputs."""
+    return SmallCNN(in_channels, num_classes, image_size)

@@ -29,7 +29,7 @@ class TrainConfig:
         download: fetch ``mnist``/``cifar10`` if absent.
         skip_corrupt: skip unreadable images with a warning instead of failing.
     Model:
-        model: a name from :data:`foveal.models.MODEL_NAMES`.
+        model: a name from :func:`foveal.models.model_names`.
         model_options: keyword arguments of the model (e.g. ``{"width": 16}``).
     Optimisation:
         optimizer: ``sgd`` (with ``momentum`` and ``nesterov``) or ``adamw`` (with ``betas``).
@@ -94,14 +94,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting."""
-        from foveal.models import MODEL_NAMES
+        from foveal.models import model_names
 
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
 
-        check(self.model in MODEL_NAMES,
-              f"unknown model {self.model!r}: expected one of {', '.join(MODEL_NAMES)}")
+        check(self.model in model_names(),
+              f"unknown model {self.model!r}: expected one of {', '.join(model_names())}")
         check(self.optimizer in OPTIMIZER_NAMES,
               f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")
         check(self.schedule in SCHEDULE_NAMES,
