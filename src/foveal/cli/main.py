@@ -385,9 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_sfm)
 
-    from foveal.cli import coco, data, detect
+    from foveal.cli import coco, data, detect, models
 
-    for module in (coco, data, detect):
+    for module in (coco, data, detect, models):
         module.register(sub)
     return parser
 
