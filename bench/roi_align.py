@@ -1,4 +1,4 @@
-"""RoIAlign throughput: our roi_align against torchvision.ops.roi_align, or a per-RoI loop.
+"""RoIAlign and RoIPool throughput: ours against torchvision.ops, or a per-RoI loop.
 
     python bench/roi_align.py            # 512 and 2000 RoIs, 5 repeats
     python bench/roi_align.py --quick    # 512 RoIs only, 3 repeats, nothing written
@@ -7,15 +7,17 @@ Workload (a Faster R-CNN box head on one FPN-like level): two images of 800 × 8
 ``(2, 256, 50, 50)`` (stride 16, ``spatial_scale = 1/16``), RoIs with centres uniform in the
 image, sides log-uniform in [32, 512] px clipped to the image, split evenly between the images;
 output 7 × 7, ``sampling_ratio = 2``, ``aligned = False``; float32 on CUDA when available, else
-on the CPU. "fwd" times the forward pass, "fwd+bwd" the forward and the backward to the features
-for a fixed random upstream gradient (CUDA timings end with a synchronize). Median over
-``--repeats``, reported as RoIs per second.
+on the CPU. "fwd" times the forward pass (under ``no_grad``), "fwd+bwd" the forward and the
+backward to the features for a fixed random upstream gradient (CUDA timings end with a
+synchronize). Median over ``--repeats``, reported as RoIs per second.
 
-Reference: ``torchvision.ops.roi_align`` (compiled kernels) when torchvision imports; otherwise a
-naive loop over RoIs that samples each RoI's grid with ``F.grid_sample`` (border padding, which
-is the kernel's clamping, samples outside [−1, H] masked to 0) and averages with
-``F.avg_pool2d``. Both give the same values: "max |Δ|" is the largest difference of the forward
-outputs. Ratio = our time / the reference's time.
+References: ``torchvision.ops.roi_align`` / ``roi_pool`` (compiled kernels) when torchvision
+imports; otherwise naive loops over RoIs. For RoIAlign the loop samples each RoI's grid with
+``F.grid_sample`` (border padding, which is the kernel's clamping, samples outside [−1, H]
+masked to 0) and averages with ``F.avg_pool2d``: the same values, "max |Δ|" is the largest
+difference of the forward outputs. For RoIPool the loop crops each rounded RoI and calls
+``F.adaptive_max_pool2d``, whose bins (``⌊p·h/oh⌋ … ⌈(p+1)·h/oh⌉``) differ from RoIPool's: a
+timing reference only, no "max |Δ|". Ratio = our time / the reference's time.
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def naive_roi_align(x: Any, rois: Any, output: int, scale: float, sampling: int)
     return torch.cat(outs)
 
 
+def naive_roi_pool(x: Any, rois: Any, output: int, scale: float) -> Any:
+    """Max pooling of each rounded RoI crop with ``F.adaptive_max_pool2d``, one RoI at a time
+    (RoIPool's cost structure, not its bin rule)."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = x.shape[-2:]
+    outs = []
+    for b, x1, y1, x2, y2 in rois.tolist():
+        c0 = min(max(round(x1 * scale), 0), width - 1)
+        r0 = min(max(round(y1 * scale), 0), height - 1)
+        c1 = max(min(round(x2 * scale), width - 1), c0)
+        r1 = max(min(round(y2 * scale), height - 1), r0)
+        outs.append(F.adaptive_max_pool2d(x[int(b), :, r0:r1 + 1, c0:c1 + 1][None], output))
+    return torch.cat(outs)
+
+
 def make_inputs(k: int, device: str) -> tuple[Any, Any]:
     import torch
 
@@ -64,27 +83,28 @@ def make_inputs(k: int, device: str) -> tuple[Any, Any]:
     return x.to(device), torch.cat([batch, boxes], 1).to(device)
 
 
+def references() -> dict[str, tuple[str, Any]]:
+    """``op -> (name, fn(features, rois))``: torchvision's kernels when it imports, else loops."""
+    try:
+        from torchvision.ops import roi_align as tv_roi_align
+        from torchvision.ops import roi_pool as tv_roi_pool
+    except ImportError:
+        return {"roi_align": ("per-RoI grid_sample loop",
+                              lambda f, r: naive_roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING)),
+                "roi_pool": ("per-RoI adaptive_max_pool2d loop (timing only)",
+                             lambda f, r: naive_roi_pool(f, r, OUTPUT, 1 / STRIDE))}
+    return {"roi_align": ("torchvision",
+                          lambda f, r: tv_roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING, False)),
+            "roi_pool": ("torchvision", lambda f, r: tv_roi_pool(f, r, OUTPUT, 1 / STRIDE))}
+
+
 def measure(k: int, device: str, repeats: int) -> list[dict[str, Any]]:
     import torch
 
-    from foveal.detection.roi import roi_align
+    from foveal.detection.roi import roi_align, roi_pool
 
-    try:
-        from torchvision.ops import roi_align as tv_roi_align
-
-        ref_name = "torchvision"
-
-        def reference(f: Any, r: Any) -> Any:
-            return tv_roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING, False)
-    except ImportError:
-        ref_name = "per-RoI grid_sample loop"
-
-        def reference(f: Any, r: Any) -> Any:
-            return naive_roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING)
-
-    def ours(f: Any, r: Any) -> Any:
-        return roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING, False)
-
+    ours_by_op = {"roi_align": lambda f, r: roi_align(f, r, OUTPUT, 1 / STRIDE, SAMPLING, False),
+                  "roi_pool": lambda f, r: roi_pool(f, r, OUTPUT, 1 / STRIDE)}
     x, rois = make_inputs(k, device)
     upstream = torch.randn(k, CHANNELS, OUTPUT, OUTPUT, generator=torch.Generator().manual_seed(1))
     upstream = upstream.to(device)
@@ -101,15 +121,20 @@ def measure(k: int, device: str, repeats: int) -> list[dict[str, Any]]:
         fn(f, rois).backward(upstream)
         sync()
 
-    max_diff = float((forward(ours) - forward(reference)).abs().max())
     rows = []
-    for name, step in (("fwd", forward), ("fwd+bwd", forward_backward)):
-        t_ours, _ = median_ms(lambda s=step: s(ours), repeats)
-        t_ref, _ = median_ms(lambda s=step: s(reference), repeats)
-        rows.append({"rois": k, "pass": name, "device": device, "reference": ref_name,
-                     "ours_ms": round(t_ours, 2), "ours_rois_per_s": round(k / t_ours * 1000),
-                     "ref_ms": round(t_ref, 2), "ref_rois_per_s": round(k / t_ref * 1000),
-                     "ratio": round(t_ours / t_ref, 2), "max_abs_diff": max_diff})
+    for op, (ref_name, reference) in references().items():
+        ours = ours_by_op[op]
+        same_bins = not ref_name.endswith("(timing only)")
+        max_diff = (float((forward(ours) - forward(reference)).abs().max()) if same_bins
+                    else None)
+        for name, step in (("fwd", forward), ("fwd+bwd", forward_backward)):
+            t_ours, _ = median_ms(lambda s=step, fn=ours: s(fn), repeats)
+            t_ref, _ = median_ms(lambda s=step, fn=reference: s(fn), repeats)
+            rows.append({"op": op, "rois": k, "pass": name, "device": device,
+                         "reference": ref_name, "ours_ms": round(t_ours, 2),
+                         "ours_rois_per_s": round(k / t_ours * 1000), "ref_ms": round(t_ref, 2),
+                         "ref_rois_per_s": round(k / t_ref * 1000),
+                         "ratio": round(t_ours / t_ref, 2), "max_abs_diff": max_diff})
     return rows
 
 
@@ -125,16 +150,17 @@ def main() -> None:
         "cuda" if torch.cuda.is_available() else "cpu")
     cases = CASES[:1] if args.quick else CASES
     repeats = 3 if args.quick else args.repeats
-    print("| RoIs | pass | device | ours ms | ours RoIs/s | reference | ref ms | ref RoIs/s "
+    print("| op | RoIs | pass | device | ours ms | ours RoIs/s | reference | ref ms | ref RoIs/s "
           "| ratio | max abs diff |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for k in cases:
         for r in measure(k, device, repeats):
             rows.append(r)
-            print(f"| {r['rois']} | {r['pass']} | {r['device']} | {r['ours_ms']} | "
+            diff = "n/a" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
+            print(f"| {r['op']} | {r['rois']} | {r['pass']} | {r['device']} | {r['ours_ms']} | "
                   f"{r['ours_rois_per_s']} | {r['reference']} | {r['ref_ms']} | "
-                  f"{r['ref_rois_per_s']} | {r['ratio']} | {r['max_abs_diff']:.1e} |", flush=True)
+                  f"{r['ref_rois_per_s']} | {r['ratio']} | {diff} |", flush=True)
     if not args.quick:
         summary = {"benchmark": "roi_align", "threads": args.threads, "repeats": repeats,
                    "channels": CHANNELS, "feature_size": SIZE, "output": OUTPUT,

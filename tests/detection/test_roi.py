@@ -4,8 +4,9 @@ Oracles: brute-force Python loops written from the published algorithms — RoIA
 Mask R-CNN §3 with the torchvision/Detectron2 kernel's details (adaptive grid ⌈bin⌉, average
 over the grid, −0.5 shift for aligned=True, samples outside [−1, H] are 0, clamping at the
 border), RoIPool as in the Fast R-CNN/torchvision kernel (C ``round``, floor/ceil bins, first
-maximum) — in float64; closed forms (a linear ramp, FPN eq. 1); torch.autograd.gradcheck for the
-gradients; and torchvision.ops where it can be imported.
+maximum) — in float64; closed forms (a linear ramp, FPN eq. 1, the RoIPool kernel's −FLT_MAX
+start value); torch.autograd.gradcheck / gradgradcheck for the gradients; and torchvision.ops
+where it can be imported.
 """
 
 import math
@@ -325,6 +326,73 @@ def test_roi_pool_gradcheck():
     x = features(n=1, c=2, h=5, w=5, seed=19).requires_grad_()
     rois = random_rois(5, seed=20, n=1, extent=(6.0, 6.0))
     assert torch.autograd.gradcheck(lambda f: roi_pool(f, rois, 2, 1.0), (x,))
+
+
+def quantised_features(n=2, c=4, h=23, w=29, seed=0, levels=3, dtype=torch.float64):
+    """Features with only a few distinct values, so most bins hold tied maxima."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, levels, (n, c, h, w), generator=g).to(dtype) - 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("ties", [False, True])
+def test_roi_pool_large_random_case_matches_brute_force_loop(monkeypatch, dtype, ties):
+    # Bins from 0 to ~15 px (windows past the exact sizes, padded), many RoIs across several
+    # window shapes and chunks; values, first-maximum gradient and the no-grad path.
+    monkeypatch.setattr(roi_module, "_CHUNK_VALUES", 3000)
+    x = (quantised_features(seed=26, dtype=dtype) if ties
+         else features(c=4, h=23, w=29, seed=26, dtype=dtype))
+    rois = random_rois(50, seed=27, extent=(40.0, 32.0), dtype=dtype)
+    rois[-10:, 3:] = rois[-10:, 1:3] + torch.tensor([30.0, 25.0], dtype=dtype)  # large RoIs
+    for out_hw, scale in (((2, 3), 1.0), ((5, 4), 0.7), ((1, 1), 1.0)):
+        xg = x.clone().requires_grad_()
+        out = roi_pool(xg, rois, out_hw, scale)
+        ref, ref_grad = brute_force_roi_pool(x.double().numpy(), rois.double().tolist(), out_hw,
+                                             scale)
+        assert out.dtype == dtype and out.is_contiguous()
+        np.testing.assert_array_equal(out.detach().double().numpy(), ref)
+        out.sum().backward()
+        np.testing.assert_array_equal(xg.grad.double().numpy(), ref_grad)
+        with torch.no_grad():
+            assert torch.equal(roi_pool(x, rois, out_hw, scale), out.detach())
+
+
+def test_roi_pool_window_padding_stays_within_a_quarter():
+    # Bins are gathered in windows padded to a few shapes; padding must cover the bin and stay
+    # small (exact up to 4 px, then at most 1.25×).
+    length = torch.arange(1, 2000)
+    window = roi_module._window_length(length)
+    assert torch.equal(window[:4], length[:4])
+    assert (window >= length).all() and (window[4:] <= 1.25 * length[4:]).all()
+    assert window.unique().numel() < 60
+
+
+def test_roi_pool_values_at_or_below_minus_flt_max_give_minus_flt_max_and_no_gradient():
+    # The kernel starts each bin at −FLT_MAX and keeps a value only if it is strictly larger:
+    # a bin of −inf / −FLT_MAX / (float64) −1e300 gives −FLT_MAX and routes no gradient.
+    flt_max = float(torch.finfo(torch.float32).max)
+    x = torch.tensor([-math.inf, -flt_max, -1e300, 2.0], dtype=torch.float64).view(1, 1, 1, 4)
+    x = x.repeat(1, 1, 2, 1).requires_grad_()
+    out = roi_pool(x, torch.tensor([[0, 0.0, 0.0, 3.0, 1.0]], dtype=torch.float64), (1, 4))
+    assert out[0, 0, 0].tolist() == [-flt_max, -flt_max, -flt_max, 2.0]
+    out.sum().backward()
+    expect = torch.zeros(2, 4, dtype=torch.float64)
+    expect[0, 3] = 1
+    assert torch.equal(x.grad[0, 0], expect)
+    x32 = x.detach().float().requires_grad_()
+    out32 = roi_pool(x32, torch.tensor([[0, 0.0, 0.0, 3.0, 1.0]]), (1, 4))
+    assert out32[0, 0, 0].tolist() == [-flt_max, -flt_max, -flt_max, 2.0]
+
+
+def test_roi_pool_gradcheck_large_bins_chunked(monkeypatch):
+    # float64 numerical Jacobian through padded windows of several shapes and many chunks,
+    # with bins sharing pixels (floor/ceil overlap) and RoIs sharing pixels.
+    monkeypatch.setattr(roi_module, "_CHUNK_VALUES", 40)
+    x = features(n=2, c=1, h=7, w=8, seed=28).requires_grad_()
+    rois = random_rois(6, seed=29, extent=(10.0, 9.0))
+    rois[:2, 3:] = rois[:2, 1:3] + 8.0
+    assert torch.autograd.gradcheck(lambda f: roi_pool(f, rois, (2, 3), 1.0), (x,))
+    assert torch.autograd.gradgradcheck(lambda f: roi_pool(f, rois, (2, 3), 1.0), (x,))
 
 
 # ---------------------------------------------------------------- FPN levels

@@ -51,7 +51,7 @@ from foveal.errors import DetectionError
 __all__ = ["MultiScaleRoIAlign", "assign_fpn_levels", "roi_align", "roi_pool"]
 
 _CHUNK_ENTRIES = 1 << 22  # (bin, sample) pairs built at once by roi_align
-_CHUNK_VALUES = 1 << 23  # gathered feature values held at once by roi_pool
+_CHUNK_VALUES = 1 << 20  # gathered feature values per roi_pool chunk (cache-sized)
 _FLT_MAX = 3.4028234663852886e38  # roi_pool's initial maximum, as the C++ kernel's -FLT_MAX
 
 
@@ -110,9 +110,10 @@ def _batch_index(rois: Tensor, n: int) -> Tensor:
 
 
 def _chunks(cost: Tensor, key: Tensor, budget: int) -> list[Tensor | None]:
-    """Group RoIs of equal ``key`` and cut each group so that ``rows · max cost ≤ budget``.
+    """Group items (RoIs, or bins) of equal ``key`` and cut each group so that
+    ``rows · max cost ≤ budget``.
 
-    Returns index tensors into the RoIs, or ``[None]`` when one chunk holds every RoI in order.
+    Returns index tensors into the items, or ``[None]`` when one chunk holds every item in order.
     """
     keys = torch.unique(key)
     out: list[Tensor | None] = []
@@ -251,6 +252,100 @@ def _round_half_away(x: Tensor) -> Tensor:
     return whole + torch.where(frac.abs() >= 0.5, torch.sign(x), torch.zeros_like(x))
 
 
+def _window_length(length: Tensor) -> Tensor:
+    """Padded window length for a bin length: exact up to 4, then rounded up to a multiple of
+    ``2^(⌊log₂(length − 1)⌋ − 2)`` (5, 6, 7, 8, 10, 12, 14, 16, 20, …), so windows are at most
+    1.25× longer than their bins while few distinct window shapes occur."""
+    step = 2 ** (torch.log2((length - 1).clamp(min=1).double()).floor().long() - 2).clamp(min=0)
+    return torch.div(length + step - 1, step, rounding_mode="floor") * step
+
+
+def _bin_max(flat: Tensor, first: Tensor, size_h: Tensor, size_w: Tensor, width: int,
+             with_argmax: bool) -> tuple[Tensor, Tensor | None]:
+    """The RoIPool kernel's max over rectangular bins of a channels-last pixel table.
+
+    Args:
+        flat: ``(P + 1, C)`` pixels of the ``(N, H, W)`` maps in row-major order, then a row
+            of −inf (the padding pixel).
+        first: ``(B,)`` flat index of each bin's top-left pixel.
+        size_h, size_w: ``(B,)`` bin height and width in pixels (0 for an empty bin).
+        width: ``W``, the flat-index step of one row.
+        with_argmax: also return the position of each maximum.
+
+    Returns:
+        ``(B, C)`` maxima — 0 for an empty bin, −FLT_MAX where no value exceeds −FLT_MAX (the
+        kernel's start value and strict ``>``) — and, when asked, ``(B, C)`` int64 flat index
+        of the first maximum in row-major order (``P`` where there is none: the padding row).
+
+    Bins sharing a padded window shape (see :func:`_window_length`) are gathered together as
+    ``(bins, window, C)`` with the padding pointing at the −inf row, in chunks of about
+    ``_CHUNK_VALUES`` values (small enough to stay in cache between the gather and the max).
+    """
+    bins, c, device = first.shape[0], flat.shape[1], flat.device
+    none = flat.shape[0] - 1
+    best = flat.new_empty(bins, c)
+    argmax = torch.empty(bins, c, dtype=torch.int64, device=device) if with_argmax else None
+    nonempty = (size_h > 0) & (size_w > 0)
+    empty = torch.nonzero(~nonempty).squeeze(1)
+    best.index_fill_(0, empty, 0)
+    if argmax is not None:
+        argmax.index_fill_(0, empty, none)
+    live = torch.nonzero(nonempty).squeeze(1)
+    if live.numel() == 0:
+        return best, argmax
+    win_h, win_w = _window_length(size_h[live]), _window_length(size_w[live])
+    key = win_h * (int(win_w.max()) + 1) + win_w
+    for part in _chunks(win_h * win_w * c, key, _CHUNK_VALUES):
+        idx = live if part is None else live[part]
+        at = 0 if part is None else int(part[0])
+        wh, ww = int(win_h[at]), int(win_w[at])
+        m, s = idx.shape[0], wh * ww
+        i = torch.arange(wh, device=device).view(1, wh, 1)
+        j = torch.arange(ww, device=device).view(1, 1, ww)
+        inside = (i < size_h[idx].view(m, 1, 1)) & (j < size_w[idx].view(m, 1, 1))
+        pixel = torch.where(inside, first[idx].view(m, 1, 1) + i * width + j, none).view(m, s)
+        vals = flat.index_select(0, pixel.view(-1)).view(m, s, c)
+        top = vals.amax(dim=1)
+        if argmax is not None:
+            # The first maximum in row-major order is the slot equal to top with the largest
+            # s − slot; column 0 of the table (no slot equal: NaN) is "no position".
+            slot_dtype = torch.uint8 if s < 2 ** 8 else torch.int16 if s < 2 ** 15 else torch.int32
+            rev = torch.arange(s, 0, -1, dtype=slot_dtype, device=device).view(1, s, 1)
+            rank = ((vals == top[:, None]).view(torch.uint8) * rev).amax(dim=1)
+            table = torch.cat([pixel.new_full((m, 1), none), pixel.flip(1)], dim=1)
+            hit = table.gather(1, rank.long())
+        # rare: values the kernel's "> −FLT_MAX" test skips (−inf, ≤ −FLT_MAX in float64)
+        if top.numel() and not float(top.amin()) > -_FLT_MAX:
+            if argmax is not None:
+                hit.masked_fill_(~(top > -_FLT_MAX), none)
+            top.clamp_(min=-_FLT_MAX)
+        if argmax is not None:
+            argmax[idx] = hit
+        best[idx] = top
+    return best, argmax
+
+
+class _RoIPoolMax(torch.autograd.Function):
+    """:func:`_bin_max` with the gradient of each output routed to its bin's first maximum."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, flat: Tensor, first: Tensor,
+                size_h: Tensor, size_w: Tensor, width: int) -> Tensor:
+        best, argmax = _bin_max(flat, first, size_h, size_w, width, with_argmax=True)
+        ctx.save_for_backward(argmax)
+        ctx.rows = flat.shape[0]
+        return best
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        (argmax,) = ctx.saved_tensors
+        grad_flat = grad.new_zeros(ctx.rows, grad.shape[1])
+        # outputs without a maximum point at the padding row, whose gradient is dropped
+        grad_flat.scatter_add_(0, argmax, grad)
+        return grad_flat, None, None, None, None
+
+
 def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int | tuple[int, int],
              spatial_scale: float = 1.0) -> Tensor:
     """RoIPool: max over quantised bins (Fast R-CNN).
@@ -268,6 +363,10 @@ def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int |
     Returns:
         ``(K, C, oh, ow)``: each bin's maximum (0 for an empty bin); the gradient goes to the
         first maximal pixel of the bin in row-major order.
+
+    All bins of all RoIs are pooled together (no loop over RoIs or bins): each bin gathers a
+    padded window of pixels from channels-last features and takes the max over it; the gradient
+    is scattered back to the recorded argmax.
     """
     input = _check_features(input)
     oh, ow = _pair(output_size)
@@ -293,48 +392,17 @@ def roi_pool(input: Tensor, boxes: Tensor | Sequence[Tensor], output_size: int |
 
     h0, h1 = bin_edges(start_h, roi_h, oh, height)
     w0, w1 = bin_edges(start_w, roi_w, ow, width)
-    bh, bw = (h1 - h0).clamp(min=0), (w1 - w0).clamp(min=0)
-    span_h, span_w = bh.amax(1), bw.amax(1)
-    cost = oh * ow * span_h * span_w * c
-    key = (torch.log2(span_h.clamp(min=1).double()).ceil().long() * 64
-           + torch.log2(span_w.clamp(min=1).double()).ceil().long())
-    flat = input.permute(0, 2, 3, 1).reshape(n * height * width, c)
-
-    outs, order = [], []
-    for idx in _chunks(cost, key, _CHUNK_VALUES):
-        sel = slice(None) if idx is None else idx
-        m = h0[sel].shape[0]
-        sh, sw = int(span_h[sel].max()), int(span_w[sel].max())
-        i = torch.arange(sh, device=device).view(1, 1, 1, sh, 1)
-        j = torch.arange(sw, device=device).view(1, 1, 1, 1, sw)
-        inside = (i < bh[sel].view(m, oh, 1, 1, 1)) & (j < bw[sel].view(m, 1, ow, 1, 1))
-        rows = (h0[sel].view(m, oh, 1, 1, 1) + i).clamp(max=height - 1)
-        cols = (w0[sel].view(m, 1, ow, 1, 1) + j).clamp(max=width - 1)
-        index = (batch[sel].view(m, 1, 1, 1, 1) * (height * width) + rows * width + cols)
-        index = torch.where(inside, index, 0).reshape(m * oh * ow, sh * sw)
-        inside = inside.expand(m, oh, ow, sh, sw).reshape(m * oh * ow, sh * sw, 1)
-        if sh * sw == 0:
-            outs.append(_empty_like_pool(flat, m, oh, ow, c))
-        else:
-            with torch.no_grad():
-                vals = flat[index.reshape(-1)].view(m * oh * ow, sh * sw, c)
-                vals = vals.masked_fill(~inside, -math.inf)
-                best = vals.amax(dim=1)
-                # the first maximum in row-major order, as the kernel's strict ">" scan
-                slot = torch.arange(sh * sw, dtype=torch.int32, device=device).view(1, -1, 1)
-                first = torch.where(vals == best[:, None], slot, sh * sw).amin(dim=1)
-                argmax = index.gather(1, first.clamp(max=sh * sw - 1).long())
-            picked = flat.gather(0, argmax)
-            picked = torch.where(best > -_FLT_MAX, picked, picked.new_full((), -_FLT_MAX))
-            empty = ~inside.any(1)
-            picked = torch.where(empty, picked.new_zeros(()), picked)
-            outs.append(picked.view(m, oh, ow, c))
-        if idx is not None:
-            order.append(idx)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    if order:
-        out = out[torch.argsort(torch.cat(order))]
-    return out.permute(0, 3, 1, 2).contiguous()
+    first = (batch[:, None, None] * height + h0[:, :, None]) * width + w0[:, None, :]
+    size_h = (h1 - h0).clamp(min=0)[:, :, None].expand(k, oh, ow)
+    size_w = (w1 - w0).clamp(min=0)[:, None, :].expand(k, oh, ow)
+    flat = torch.cat([input.permute(0, 2, 3, 1).reshape(n * height * width, c),
+                      input.new_full((1, c), -math.inf)])
+    args = (flat, first.reshape(-1), size_h.reshape(-1), size_w.reshape(-1), width)
+    if torch.is_grad_enabled() and input.requires_grad:
+        out = _RoIPoolMax.apply(*args)
+    else:
+        out, _ = _bin_max(*args, with_argmax=False)
+    return out.view(k, oh, ow, c).permute(0, 3, 1, 2).contiguous()
 
 
 def assign_fpn_levels(boxes: Tensor, k_min: int, k_max: int, canonical_scale: int = 224,
