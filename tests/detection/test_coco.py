@@ -1,11 +1,16 @@
 """Tests for foveal.detection.coco.
 
-Oracles: pycocotools 2.0.11 ``COCO.loadRes`` (result loading, compared field by field), the
-real tiny_coco annotation files (read with ``json`` for the round trip), and hand-made invalid
-records whose error messages must name the record.
+Oracles: pycocotools 2.0.11 ``COCO.loadRes`` (result loading, compared field by field) and
+``COCOeval`` (segm evaluation of box results, every stat and the precision / recall / scores
+arrays to 1e-6), the real tiny_coco annotation files (read with ``json`` for the round trip),
+and hand-made invalid records whose error messages must name the record, also when the bad
+record hides among many valid ones, some of them of types only the record-by-record checks
+accept (NumPy scalars, tuples).
 """
 
+import contextlib
 import copy
+import io
 import json
 import math
 import re
@@ -13,8 +18,10 @@ import re
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from foveal.detection.coco import load_coco, load_detections, save_coco, save_detections
+from foveal.detection.coco_eval import evaluate_coco
 from foveal.detection.mask import rle_encode
 from foveal.errors import DataError, DetectionError
 
@@ -329,8 +336,6 @@ BAD_DETECTIONS = {
     "mask_result_wrong_size": ([_det(bbox=_DELETE, image_id=2, segmentation=_RLE)],
                                "detections[0] (image 2): segmentation: expected RLE size "
                                "[10, 10] of the image, got [20, 30]"),
-    "segm_without_segmentation": ([_det()], "detections[0] (image 1): expected a "
-                                            "'segmentation' for iou_type 'segm'"),
     "not_an_object": ([_det(), "x"], "detections[1]: expected an object, got str"),
     "not_a_list": ({"image_id": 1}, "detections: expected a list of detections, got dict"),
 }
@@ -339,9 +344,8 @@ BAD_DETECTIONS = {
 @pytest.mark.parametrize("case", list(BAD_DETECTIONS))
 def test_bad_detections_raise_naming_the_record(case):
     dets, message = BAD_DETECTIONS[case]
-    iou_type = "segm" if case == "segm_without_segmentation" else "bbox"
     with pytest.raises(DetectionError, match=re.escape(message)) as err:
-        load_detections(dets, tiny_gt(), iou_type)
+        load_detections(dets, tiny_gt())
     assert "\n" not in str(err.value)
 
 
@@ -354,3 +358,140 @@ def test_save_detections_rejects_bad_records(tmp_path):
     with pytest.raises(DetectionError, match=r"detections\[0\]: expected a 'bbox' or a "):
         save_detections(tmp_path / "dt.json", [{"image_id": 1, "category_id": 1, "score": 1}])
     assert not (tmp_path / "dt.json").exists()
+
+
+# ------------------------------------------------------------------ segm of box results
+
+
+def test_box_results_for_segm_get_the_box_polygon_as_loadres(tiny_coco_dir):
+    """loadRes does not know the evaluation: box results without a segmentation get their box
+    as a polygon, also when they are loaded for a segm evaluation."""
+    path = tiny_coco_dir / "annotations" / "instances_val2017.json"
+    gt = load_coco(path)
+    results = _box_results(gt, np.random.default_rng(1), n=40)
+    ours = load_detections(results, gt, "segm")
+    _compare_with_loadres(path, results, ours)
+
+
+def test_segm_evaluation_of_box_results_equals_cocoeval(tiny_coco_dir):
+    """COCOeval(iouType='segm') on loadRes'd box results rasterises the box polygons; so does
+    evaluate_coco on load_detections' output (boxes crossing the image border included)."""
+    raw = json.loads((tiny_coco_dir / "annotations" / "instances_val2017.json").read_text())
+    keep = {im["id"] for im in raw["images"][:15]}
+    gt = {**raw, "images": [im for im in raw["images"] if im["id"] in keep],
+          "annotations": [a for a in raw["annotations"] if a["image_id"] in keep]}
+    rng = np.random.default_rng(3)
+    results = []
+    for a in gt["annotations"]:
+        x, y, w, h = a["bbox"]
+        for _ in range(1 + int(rng.random() < 0.3)):
+            j = rng.normal(0, 0.1, 4)
+            results.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                            "bbox": [x + j[0] * w, y + j[1] * h, w * math.exp(j[2]),
+                                     h * math.exp(j[3])], "score": 0.0})
+    results += _box_results(gt, rng, n=40)  # false positives, some past the image border
+    for r, score in zip(results, rng.random(len(results)).round(2), strict=True):
+        r["score"] = float(score)
+        r["bbox"] = [float(v) for v in r["bbox"]]
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        ref = COCOeval(coco_gt, coco_gt.loadRes(copy.deepcopy(results)), "segm")
+        ref.evaluate()
+        ref.accumulate()
+        ref.summarize()
+    g = load_coco(gt)
+    ours = evaluate_coco(g, load_detections(results, g, "segm"), "segm")
+    np.testing.assert_allclose(ours.stats, ref.stats, atol=1e-6, rtol=0)
+    for name in ("precision", "recall", "scores"):
+        np.testing.assert_allclose(getattr(ours, name), ref.eval[name], atol=1e-6, rtol=0,
+                                   err_msg=name)
+    assert ours.stats[0] > 0
+    boxes = evaluate_coco(g, load_detections(results, g), "bbox")
+    assert not np.allclose(ours.stats, boxes.stats)  # masks, not boxes, were compared
+
+
+# ------------------------------------------------------- many records: the first bad is named
+
+
+DET_CORRUPTIONS = [
+    ({"score": math.inf}, "expected a finite number 'score', got inf"),
+    ({"score": True}, "expected a finite number 'score', got True"),
+    ({"image_id": 10 ** 9}, "expected image_id of a ground-truth image"),
+    ({"category_id": "3"}, "expected integer 'category_id', got '3'"),
+    ({"bbox": [1.0, 2.0, 3.0]}, "expected bbox [x, y, width, height] of 4 numbers"),
+    ({"bbox": [1.0, 2.0, 3.0, math.nan]}, "expected finite bbox numbers"),
+    ({"bbox": [1.0, 2.0, 3.0, -0.5]}, "expected bbox height >= 0, got -0.5"),
+    ({"bbox": [1.0, False, 3.0, 4.0]}, "expected bbox [x, y, width, height] of 4 numbers"),
+    ({"bbox": [1.0, 2.0, 3.0, 10 ** 400]}, "expected finite bbox numbers"),
+    ({"segmentation": [[1, 2, 3]]}, "expected a polygon with >= 3 points"),
+]
+
+
+@pytest.mark.parametrize("change, message", DET_CORRUPTIONS)
+def test_first_bad_detection_among_many_is_named(change, message):
+    """Whole-column checks must still name the first bad record, after records that only the
+    record-by-record checks accept (NumPy numbers, a tuple box) and before other bad ones."""
+    rng = np.random.default_rng(0)
+    dets = _box_results(tiny_gt(), rng, n=300)
+    dets[20] = {**dets[20], "score": np.float32(0.5), "bbox": (1, 2, 3, np.float64(4))}
+    dets[40]["image_id"] = np.int64(dets[40]["image_id"])
+    dets[200].update(change)
+    dets[250]["score"] = math.nan  # a later bad record is not the one named
+    dets[260]["bbox"] = [0.0, 0.0, -1.0, 1.0]
+    image = dets[200]["image_id"] if "image_id" not in change else None
+    where = f"detections[200] (image {image}): " if image else "detections[200] (image "
+    with pytest.raises(DetectionError, match=re.escape(where) + ".*" + re.escape(message)):
+        load_detections(dets, tiny_gt())
+    del dets[250:]
+    dets[200] = _det()
+    out = load_detections(dets, tiny_gt())
+    assert out[20]["area"] == np.float32(3) * np.float64(4)
+    assert type(out[20]["area"]) is np.float64 and type(out[40]["image_id"]) is np.int64
+
+
+def test_integer_and_float_boxes_keep_loadres_arithmetic():
+    """Float boxes are done as arrays, others as Python numbers: both equal loadRes's."""
+    dets = [_det(bbox=[0.1, 0.2, 0.7, 0.3]), _det(bbox=[1, 2, 3, 4]),
+            _det(bbox=[1, 0.25, 3, 4.5]), _det(bbox=[2 ** 60 + 1, 1, 2 ** 60 + 3, 1])]
+    out = load_detections(dets, tiny_gt())
+    for d, o in zip(dets, out, strict=True):
+        x, y, w, h = d["bbox"]
+        assert o["segmentation"] == [[x, y, x, y + h, x + w, y + h, x + w, y]]
+        assert [type(v) for v in o["segmentation"][0]] == [type(v) for v in (
+            x, y, x, y + h, x + w, y + h, x + w, y)]
+        assert o["area"] == w * h and type(o["area"]) is type(w * h)
+
+
+GT_CORRUPTIONS = [
+    ({"segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, math.nan]]},
+     "expected finite polygon coordinates, got nan"),
+    ({"segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.0, 2.0, 3.0, 4.0, 5.0]]},
+     "expected a polygon with >= 3 points (6 numbers) and an even count, got 5 numbers"),
+    ({"segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, True]]},
+     "expected segmentation[0] a polygon [x1, y1, x2, y2, ...] of numbers"),
+    ({"segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "abc"]},
+     "expected segmentation[1] a polygon"),
+    ({"area": -1}, "expected 'area' >= 0, got -1"),
+    ({"iscrowd": 1.0}, "expected iscrowd 0 or 1, got 1.0"),
+    ({"bbox": [1, 2, 3, math.inf]}, "expected finite bbox numbers"),
+    ({"category_id": 10 ** 6}, "expected category_id of a listed category"),
+]
+
+
+@pytest.mark.parametrize("change, message", GT_CORRUPTIONS)
+def test_first_bad_annotation_among_many_is_named(tiny_coco_dir, change, message):
+    raw = json.loads((tiny_coco_dir / "annotations" / "instances_val2017.json").read_text())
+    anns = raw["annotations"]
+    anns[5]["segmentation"] = [tuple(np.float32(v) for v in anns[5]["segmentation"][0])] \
+        if isinstance(anns[5]["segmentation"], list) else anns[5]["segmentation"]
+    anns[7]["iscrowd"] = False  # accepted, as 0
+    anns[300].update(change)
+    anns[350]["area"] = math.nan
+    with pytest.raises(DetectionError, match=re.escape(f"annotations[300] (id {anns[300]['id']}"
+                                                       f"): {message}")):
+        load_coco(raw)
+    del anns[300:]
+    assert load_coco(raw)["annotations"] == anns
