@@ -106,10 +106,12 @@ def test_malformed_detections(tmp_path, tiny_coco_dir, capsys):
     assert "999999999" in err
 
 
-def test_segm_without_segmentation_is_an_error(tmp_path, tiny_coco_dir, capsys):
+def test_segm_result_without_box_or_segmentation_is_an_error(tmp_path, tiny_coco_dir, capsys):
+    # box-only results are valid for segm (evaluated as box polygons, as COCO.loadRes);
+    # a result with neither a box nor a segmentation is not
     gt_path, dt_path = files(tmp_path, tiny_coco_dir, n_images=3)
     dets = json.loads(dt_path.read_text())
-    dets[0]["segmentation"] = [[0, 0, 10, 0, 10, 10]]  # the others have none
+    del dets[1]["bbox"]
     dt_path.write_text(json.dumps(dets))
     err = run_error(["coco-eval", gt_path, dt_path, "--iou-type", "segm"], capsys)
-    assert "segmentation" in err
+    assert "[1]" in err
