@@ -4,7 +4,15 @@ Importing this package imports every architecture module, each of which register
 in :mod:`foveal.models.registry`.
 """
 
-from foveal.models import mlp, resnet9, small_cnn  # noqa: F401  (register the architectures)
+# importing an architecture module registers its builders
+from foveal.models import (  # noqa: F401
+    mlp,
+    mlp_mixer,
+    resnet9,
+    small_cnn,
+    swin,
+    vit,
+)
 from foveal.models.mlp import MLP
 from foveal.models.registry import (
     DEFAULT_MODEL,

@@ -121,13 +121,18 @@ def build_model(
                          image_size=image_size, **options)
 
 
-def create(name: str, num_classes: int = 1000, *, in_channels: int = 3,
+def create(name: str, num_classes: int | None = None, *, in_channels: int = 3,
            image_size: int | None = None, **options: Any) -> nn.Module:
-    """Build ``name`` with ``num_classes`` outputs at its default input size (or ``image_size``).
+    """Build ``name`` at its default input size (or ``image_size``) with ``num_classes`` outputs
+    (default: the builder's own, 1000 for ImageNet configurations and 10 for CIFAR-sized ones).
 
     ``create("resnet18")`` is the ImageNet ResNet-18 with its published 11,689,512 parameters.
     """
     entry = get_model_entry(name)
     size = entry.image_size if image_size is None else image_size
+    if num_classes is None:
+        num_classes = inspect.signature(entry.builder).parameters["num_classes"].default
+        if num_classes is inspect.Parameter.empty:
+            num_classes = 1000
     return build_model(name, in_channels=in_channels, num_classes=num_classes, image_size=size,
                        **options)
