@@ -6,8 +6,10 @@ in :mod:`foveal.models.registry`.
 
 # importing an architecture module registers its builders
 from foveal.models import (  # noqa: F401
+    convnext,
     mlp,
     mlp_mixer,
+    resnet,
     resnet9,
     small_cnn,
     swin,
