@@ -6,13 +6,19 @@ in :mod:`foveal.models.registry`.
 
 # importing an architecture module registers its builders
 from foveal.models import (  # noqa: F401
+    alexnet,
     convnext,
+    densenet,
+    efficientnet,
+    googlenet,
     mlp,
     mlp_mixer,
+    mobilenet,
     resnet,
     resnet9,
     small_cnn,
     swin,
+    vgg,
     vit,
 )
 from foveal.models.mlp import MLP
