@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("command", ["train", "demo", "eval", "predict", "info", "download",
-                                     "geometry", "sfm", "data"])
+                                     "geometry", "sfm", "data", "models", "coco-eval"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
