@@ -1,4 +1,4 @@
-"""Every Python example in docs/geometry and docs/detection runs as written.
+"""Every Python example in docs/geometry, docs/detection and docs/models.md runs as written.
 
 The pages print what they claim.
 
@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PAGES = sorted((REPO / "docs" / "geometry").glob("*.md")) + sorted(
-    (REPO / "docs" / "detection").glob("*.md"))
+    (REPO / "docs" / "detection").glob("*.md")) + [REPO / "docs" / "models.md"]
 # page → the folder its example runs in (its relative file names are read there)
 WORKDIR = {"ransac_homography.md": SHARED_DATA / "oxford_affine_graf" / "graf"}
 
