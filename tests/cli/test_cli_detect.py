@@ -7,8 +7,6 @@ metrics.json the evaluation writes, the JSON predict prints) and the one-line er
 
 import json
 
-import pytest
-import torch
 from PIL import Image
 
 from foveal.cli.main import main
@@ -21,14 +19,6 @@ TINY = {"image_size": 64, "train_size": 6, "val_size": 3, "epochs": 1, "batch_si
                   "rpn": {"pre_nms_top_n_train": 50, "post_nms_top_n_train": 30,
                           "pre_nms_top_n_test": 50, "post_nms_top_n_test": 20},
                   "roi_heads": {"batch_size_per_image": 16}}}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_eval_predict(tmp_path, capsys):

@@ -20,15 +20,6 @@ TINY = dict(widths=(8, 16, 16, 32), fpn_channels=16, representation_size=32,
             roi_heads=RoIHeadsConfig(batch_size_per_image=32))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _targets():
     return [{"boxes": torch.tensor([[4.0, 6, 30, 28], [40, 30, 60, 62]]),
              "labels": torch.tensor([1, 2])},

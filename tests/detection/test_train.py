@@ -34,15 +34,6 @@ TINY_MODEL = {"widths": [8, 8, 16, 16], "fpn_channels": 8, "representation_size"
               "roi_heads": {"batch_size_per_image": 16}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _shapes(n, seed):
     pixels, gt = generate_shapes(n, image_size=64, seed=seed, min_size=10, max_size=30,
                                  max_objects=3)

@@ -30,14 +30,6 @@ from foveal.training.diagnostics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mlp(in_features=8, hidden=32, classes=5, seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(

@@ -24,14 +24,6 @@ from foveal.training.regularization import weight_decay_param_groups
 from foveal.training.trainer import build_optimizer as trainer_build_optimizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()

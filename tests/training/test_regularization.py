@@ -23,14 +23,6 @@ from foveal.training.regularization import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_net(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     # ReLU before BN, so the conv bias has a real gradient (Adam would amplify round-off)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foveal.cli.config_file import read_config_file
 from foveal.errors import DataError
 
 # train options that map onto DetectorTrainConfig fields: (flag, field, type, help)
@@ -38,15 +39,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
     changes: dict[str, Any] = {}
     if args.config is not None:
-        try:
-            changes.update(json.loads(args.config.read_text()))
-        except FileNotFoundError as exc:
-            raise DataError(f"config file not found: {str(args.config)!r}") from exc
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{args.config}: expected a JSON object, got invalid JSON "
-                            f"({exc.msg} at line {exc.lineno})") from exc
-        if not isinstance(changes, dict):
-            raise DataError(f"{args.config}: expected a JSON object of settings")
+        changes.update(read_config_file(args.config))
     changes.update({dest: getattr(args, dest) for _, dest, _, _ in _TRAIN_OPTIONS
                     if getattr(args, dest) is not None})
     return DetectorTrainConfig.from_json({**DetectorTrainConfig().to_json(), **changes})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import foveal
+from foveal.cli.config_file import read_config_file
 from foveal.errors import FovealError
 
 EXIT_USAGE = 2
@@ -80,13 +81,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     config = preset(args.preset) if args.preset else TrainConfig()
     changes: dict[str, Any] = {}
     if args.config is not None:
-        try:
-            changes.update(json.loads(args.config.read_text()))
-        except FileNotFoundError as exc:
-            raise FovealError(f"config file not found: {str(args.config)!r}") from exc
-        except json.JSONDecodeError as exc:
-            raise FovealError(f"{args.config}: expected a JSON object, got invalid JSON "
-                              f"({exc.msg} at line {exc.lineno})") from exc
+        changes.update(read_config_file(args.config))
     dests = [d for _, d, _, _ in _TRAIN_OPTIONS] + [d for _, d, _ in _TRAIN_FLAGS]
     changes.update({d: getattr(args, d) for d in dests if getattr(args, d) is not None})
     if args.width is not None:
