@@ -24,5 +24,5 @@ def test_rejects_what_is_not_a_json_object(tmp_path, text, message):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="config file not found: .*nope.json"):
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.json"):
         read_config_file(tmp_path / "nope.json")
