@@ -62,3 +62,17 @@ def test_bad_input_prints_one_line_errors(tmp_path, capsys):
     assert "expected epochs >= 1" in capsys.readouterr().err
     assert main(["detect", "train", "--resume", str(tmp_path / "r")]) == 2
     assert "foveal: error:" in capsys.readouterr().err
+
+
+def test_train_and_eval_on_real_tiny_coco(tmp_path, tiny_coco_dir, capsys):
+    # the real COCO layout (annotations/instances_{train,val}2017.json + image folders): only the
+    # pipeline is checked here, one short epoch of a tiny model, not the accuracy
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({k: v for k, v in TINY.items()
+                                  if k not in ("train_size", "val_size")}))
+    run = tmp_path / "coco-run"
+    assert main(["detect", "train", "--data", str(tiny_coco_dir), "--config", str(config),
+                 "--out", str(run), "--no-progress"]) == 0, capsys.readouterr().err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val_images"] == 50 and len(metrics["coco_stats"]) == 12
+    assert (run / "report.html").is_file()
