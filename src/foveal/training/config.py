@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from foveal.errors import ConfigError
-from foveal.training.schedules import SCHEDULE_NAMES
 
 OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adamw")
+# schedules the trainer can run from this config alone (the others in
+# foveal.training.schedules need options such as milestones that TrainConfig does not carry)
+TRAIN_SCHEDULE_NAMES: tuple[str, ...] = ("cosine", "linear", "step", "constant")
 DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ENGINE_NAMES: tuple[str, ...] = ("torch", "scratch")
 
@@ -104,8 +106,9 @@ class TrainConfig:
               f"unknown model {self.model!r}: expected one of {', '.join(model_names())}")
         check(self.optimizer in OPTIMIZER_NAMES,
               f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")
-        check(self.schedule in SCHEDULE_NAMES,
-              f"unknown schedule {self.schedule!r}: expected one of {', '.join(SCHEDULE_NAMES)}")
+        check(self.schedule in TRAIN_SCHEDULE_NAMES,
+              f"unknown schedule {self.schedule!r}: expected one of "
+              f"{', '.join(TRAIN_SCHEDULE_NAMES)}")
         check(self.device in DEVICE_NAMES,
               f"unknown device {self.device!r}: expected one of {', '.join(DEVICE_NAMES)}")
         check(self.engine in ENGINE_NAMES,
