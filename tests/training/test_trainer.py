@@ -157,3 +157,39 @@ def test_compiled_model_matches_eager_training(tmp_path, digits_pair):
     a, b = weights(tmp_path / "eager"), weights(tmp_path / "compiled")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "cls", "lr"), [("adam", torch.optim.Adam, 0.002),
+                                                 ("rmsprop", torch.optim.RMSprop, 0.002),
+                                                 ("adagrad", torch.optim.Adagrad, 0.05)])
+def test_named_optimizers_train_and_resume_bit_identically(tmp_path, digits_pair, name, cls, lr):
+    # oracle: the uninterrupted run; the optimizer state must survive the checkpoint
+    cfg = TrainConfig(**{**FAST, "epochs": 2, "lr": lr}, optimizer=name, checkpoint_every=5)
+    full = train(cfg, tmp_path / "full", train_set=digits_pair[0], test_set=digits_pair[1],
+                 progress=False)
+    assert full.metrics["test_accuracy"] > 0.5
+
+    trainer = Trainer(cfg, tmp_path / "cut", train_set=digits_pair[0], test_set=digits_pair[1],
+                      progress=False)
+    assert type(trainer.optimizer) is cls
+    step = trainer.train_step
+
+    def stop_after_step_12(x, y):
+        if trainer.step == 12:
+            raise KeyboardInterrupt
+        return step(x, y)
+
+    trainer.train_step = stop_after_step_12
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed = Trainer(cfg, tmp_path / "cut", train_set=digits_pair[0], test_set=digits_pair[1],
+                      progress=False)
+    resumed.restore()
+    resumed.fit()
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scratch_engine_refuses_optimizers_it_lacks():
+    with pytest.raises(FovealError, match="the scratch engine trains with sgd or adamw"):
+        TrainConfig(**FAST, engine="scratch", optimizer="rmsprop").validate()

@@ -30,7 +30,7 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--model", "model", str, "model name (resnet9, small_cnn, mlp)"),
     ("--epochs", "epochs", int, "number of epochs"),
     ("--batch-size", "batch_size", int, "training batch size"),
-    ("--optimizer", "optimizer", str, "sgd or adamw"),
+    ("--optimizer", "optimizer", str, "sgd, adam, adamw, rmsprop or adagrad"),
     ("--lr", "lr", float, "peak learning rate"),
     ("--momentum", "momentum", float, "SGD momentum"),
     ("--weight-decay", "weight_decay", float, "weight decay"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from foveal.errors import ConfigError
 
-OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adamw")
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 # schedules the trainer can run from this config alone (the others in
 # foveal.training.schedules need options such as milestones that TrainConfig does not carry)
 TRAIN_SCHEDULE_NAMES: tuple[str, ...] = ("cosine", "linear", "step", "constant")
@@ -34,7 +34,8 @@ class TrainConfig:
         model: a name from :func:`foveal.models.model_names`.
         model_options: keyword arguments of the model (e.g. ``{"width": 16}``).
     Optimisation:
-        optimizer: ``sgd`` (with ``momentum`` and ``nesterov``) or ``adamw`` (with ``betas``).
+        optimizer: ``sgd`` (with ``momentum`` and ``nesterov``), ``adamw`` or ``adam`` (with
+            ``betas``), ``rmsprop`` or ``adagrad`` (torch's defaults).
         lr: peak learning rate; weight_decay: decoupled for AdamW, L2 in the gradient for SGD.
         schedule: ``cosine``, ``linear``, ``step`` or ``constant``, after ``warmup_epochs``.
         final_lr_fraction: the rate at the end as a fraction of ``lr`` (cosine, linear).
@@ -119,6 +120,8 @@ class TrainConfig:
             check(self.model in SCRATCH_MODEL_NAMES,
                   f"the scratch engine has no model {self.model!r}: expected one of "
                   f"{', '.join(SCRATCH_MODEL_NAMES)}")
+            check(self.optimizer in ("sgd", "adamw"),
+                  f"the scratch engine trains with sgd or adamw, got optimizer {self.optimizer!r}")
         check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         check(self.eval_batch_size >= 1,

@@ -70,7 +70,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (heavy-ball or Nesterov momentum, L2 weight decay) or AdamW (decoupled decay).
+    """SGD (heavy-ball or Nesterov momentum, L2 weight decay), AdamW (decoupled decay), or Adam,
+    RMSprop, Adagrad from :func:`foveal.training.optimizers.build_optimizer`.
 
     PyTorch's SGD with ``nesterov=True`` uses the look-ahead form
     ``v ← μ v + g``, ``θ ← θ − η (g + μ v)`` (Sutskever et al., 2013).
@@ -81,9 +82,15 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
             params, lr=config.lr, momentum=config.momentum,
             nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
         )
-    return torch.optim.AdamW(
-        params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-    )
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(
+            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+    # adam (coupled L2), rmsprop, adagrad: torch's classes with their own defaults
+    from foveal.training.optimizers import build_optimizer as build_named_optimizer
+
+    return build_named_optimizer(config.optimizer, params, lr=config.lr,
+                                 weight_decay=config.weight_decay, betas=config.betas)
 
 
 def build_scheduler(
