@@ -118,16 +118,21 @@ def test_nesterov_uses_lookahead_gradient_sign():
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
-def test_sgd_and_adamw_match_trainer_build_optimizer(name):
+def test_trainer_build_optimizer_equals_torch_sgd_and_adamw(name):
+    # the trainer builds through build_optimizer; its sgd / adamw must stay exactly torch's
+    # SGD (Nesterov) and AdamW over all trainable parameters in one group
     config = TrainConfig(optimizer=name, lr=0.05, momentum=0.8, nesterov=True,
                          betas=(0.8, 0.99), weight_decay=1e-3, model="mlp")
     torch.manual_seed(0)
     a = SmallCNN()
     b = copy.deepcopy(a)
-    ref = trainer_build_optimizer(config, a)
-    ours = build_optimizer(name, b, lr=config.lr, weight_decay=config.weight_decay,
-                           momentum=config.momentum, nesterov=config.nesterov,
-                           betas=config.betas)
+    if name == "sgd":
+        ref = torch.optim.SGD(a.parameters(), lr=config.lr, momentum=config.momentum,
+                              nesterov=True, weight_decay=config.weight_decay)
+    else:
+        ref = torch.optim.AdamW(a.parameters(), lr=config.lr, betas=config.betas,
+                                weight_decay=config.weight_decay)
+    ours = trainer_build_optimizer(config, b)
     assert type(ours) is type(ref)
     assert ours.state_dict()["param_groups"] == ref.state_dict()["param_groups"]
     run(a, ref, 3)

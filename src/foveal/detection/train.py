@@ -60,6 +60,7 @@ from foveal.errors import (
     TrainingError,
 )
 from foveal.training.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from foveal.training.regularization import weight_decay_param_groups
 from foveal.training.schedules import lr_multiplier
 from foveal.training.trainer import check_output_dir, seed_everything
 
@@ -511,10 +512,7 @@ def evaluate_detector(model: FasterRCNN, data: DetectionData, batch_size: int = 
 
 def build_optimizer(config: DetectorTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """AdamW (decoupled decay) or SGD with momentum; no weight decay on norms and biases."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = weight_decay_param_groups(model, config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     return torch.optim.AdamW(groups, lr=config.lr)

@@ -38,6 +38,7 @@ from foveal.errors import CheckpointError, ConfigError, FovealError, TrainingErr
 from foveal.training.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from foveal.training.config import TrainConfig
 from foveal.training.evaluate import EvalResult, autocast_context, evaluate
+from foveal.training.optimizers import build_optimizer as build_named_optimizer
 from foveal.training.schedules import lr_multiplier
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -76,21 +77,13 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     PyTorch's SGD with ``nesterov=True`` uses the look-ahead form
     ``v ← μ v + g``, ``θ ← θ − η (g + μ v)`` (Sutskever et al., 2013).
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
-        )
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
-        )
-    # adam (coupled L2), rmsprop, adagrad: torch's classes with their own defaults
-    from foveal.training.optimizers import build_optimizer as build_named_optimizer
-
-    return build_named_optimizer(config.optimizer, params, lr=config.lr,
-                                 weight_decay=config.weight_decay, betas=config.betas)
+    sgd = config.optimizer == "sgd"
+    return build_named_optimizer(
+        config.optimizer, [p for p in model.parameters() if p.requires_grad], lr=config.lr,
+        weight_decay=config.weight_decay, betas=config.betas,
+        momentum=config.momentum if sgd else None,
+        nesterov=(config.nesterov and config.momentum > 0) if sgd else None,
+    )
 
 
 def build_scheduler(
