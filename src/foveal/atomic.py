@@ -64,6 +64,21 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
+def atomic_write_png(path: str | os.PathLike[str], image: Any, compress_level: int = 6) -> Path:
+    """Encode ``image`` (a PIL image or a uint8 ``(H, W)`` / ``(H, W, 3)`` array) as PNG in
+    memory and write it to ``path`` atomically; ``compress_level`` 0–9 (6 is PIL's default)."""
+    import io
+
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path, "w") as handle:

@@ -123,8 +123,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from foveal.atomic import atomic_write_png
     from foveal.detection.train import load_detector, predict, read_rgb_image
-    from foveal.report.detector import draw_detections, save_png
+    from foveal.report.detector import draw_detections
 
     model, spec = load_detector(args.model)
     images = [read_rgb_image(Path(p)) for p in args.images]
@@ -142,7 +143,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for path, image, det in zip(args.images, images, detections, strict=True):
             drawn = draw_detections(image, det["boxes"].numpy(), det["labels"].tolist(),
                                     det["scores"].numpy(), spec.classes)
-            save_png(drawn, args.out / f"{Path(path).stem}.png")
+            atomic_write_png(args.out / f"{Path(path).stem}.png", drawn)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -228,7 +228,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_stitch(args: argparse.Namespace) -> int:
-    from foveal.atomic import atomic_write_bytes, atomic_write_json
+    from foveal.atomic import atomic_write_json, atomic_write_png
     from foveal.geometry.image import read_image
     from foveal.geometry.panorama import stitch
     from foveal.report.html import write_report
@@ -240,7 +240,7 @@ def cmd_stitch(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-stitch"
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "panorama.png", _png_bytes(pano.image))
+    atomic_write_png(out / "panorama.png", pano.image)
     metrics = {"inliers": pano.inliers, "panorama_size": list(pano.image.shape[:2]),
                "homography_1_to_2": pano.H.tolist(), "seconds": seconds,
                "image1": str(args.image1), "image2": str(args.image2)}
@@ -255,16 +255,6 @@ def cmd_stitch(args: argparse.Namespace) -> int:
           f"inlier matches in {seconds:.1f} s")
     print(f"report    {out / 'report.html'}")
     return 0
-
-
-def _png_bytes(image: Any) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def cmd_sfm(args: argparse.Namespace) -> int:

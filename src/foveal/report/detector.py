@@ -14,7 +14,6 @@ above the box, ground truth as thin white outlines.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,12 +22,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from foveal.atomic import atomic_write_bytes
+from foveal.atomic import atomic_write_png
 from foveal.errors import DataError
 from foveal.report.coco_eval import plot_pr_curves, plot_pr_per_class
 from foveal.report.html import Table, write_report
+from foveal.report.plots import _save
 
-__all__ = ["draw_detections", "plot_detection_grid", "plot_loss_curves", "save_png",
+__all__ = ["draw_detections", "plot_detection_grid", "plot_loss_curves",
            "write_detector_report"]
 
 _PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
@@ -70,14 +70,6 @@ def draw_detections(image: np.ndarray, boxes: Any, labels: Sequence[int], scores
     return canvas
 
 
-def save_png(image: Image.Image, path: str | os.PathLike[str]) -> Path:
-    """Write a PIL image as PNG, atomically."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
-
-
 def plot_detection_grid(images: np.ndarray, detections: Sequence[Mapping[str, Any]],
                         classes: Sequence[str], path: str | os.PathLike[str], *,
                         gt_boxes: Sequence[Any] | None = None, ncols: int = 4,
@@ -107,17 +99,15 @@ def plot_detection_grid(images: np.ndarray, detections: Sequence[Mapping[str, An
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         grid.paste(tile, (pad + c * (w + pad), pad + r * (h + pad)))
-    return save_png(grid, path)
+    return atomic_write_png(path, grid)
 
 
 def plot_loss_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Two panels: the training losses per epoch (log scale), and val AP@0.5 / AP@[.5:.95]."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
     ax_loss, ax_ap = fig.subplots(1, 2)
     for key in _LOSS_KEYS:
         pts = [(r["epoch"], r[key]) for r in history if key in r and r[key] > 0]
@@ -137,10 +127,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLi
     for ax in (ax_loss, ax_ap):
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return _save(fig, path)
 
 
 def write_detector_report(run_dir: str | os.PathLike[str], *, metrics: Mapping[str, Any],
