@@ -152,7 +152,7 @@ def test_checkpoint_from_an_incompatible_version_is_refused(trained, tmp_path, c
     safetensors.torch.save_file({"model/w": torch.zeros(1)}, path,
                                 metadata={"foveal": json.dumps(doc)})
     code, _, err = run_cli(["eval", path], capsys)
-    assert code == 2 and "format version <= 1, got 7 (written by foveal 7.0.0)" in err
+    assert code == 2 and "format version <= 2, got 7 (written by foveal 7.0.0)" in err
 
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):

@@ -58,10 +58,10 @@ def test_resume_from_mid_epoch_checkpoint_equals_uninterrupted_run(tmp_path, dig
                       progress=False)
     step = trainer.train_step
 
-    def stop_after_step_30(x, y):  # simulates a crash after step 30 (last checkpoint: 28)
+    def stop_after_step_30(x, y, **kw):  # simulates a crash after step 30 (last checkpoint: 28)
         if trainer.step == 30:
             raise InterruptError
-        return step(x, y)
+        return step(x, y, **kw)
 
     trainer.train_step = stop_after_step_30
     with pytest.raises(InterruptError):
@@ -174,10 +174,10 @@ def test_named_optimizers_train_and_resume_bit_identically(tmp_path, digits_pair
     assert type(trainer.optimizer) is cls
     step = trainer.train_step
 
-    def stop_after_step_12(x, y):
+    def stop_after_step_12(x, y, **kw):
         if trainer.step == 12:
             raise KeyboardInterrupt
-        return step(x, y)
+        return step(x, y, **kw)
 
     trainer.train_step = stop_after_step_12
     with pytest.raises(KeyboardInterrupt):

@@ -38,19 +38,44 @@ from foveal.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class Augment:
-    """Which batch augmentations a loader applies, in this order: crop, flip, cutout.
+    """Which batch augmentations a loader applies.
+
+    On ``[0, 1]`` pixels, before normalisation (:meth:`photometric`): colour jitter, then
+    RandAugment. On the normalised batch (:meth:`__call__`): crop, flip, cutout. The loader
+    applies the alternating flip itself (it needs each image's dataset index and the epoch).
 
     Attributes:
         crop_padding: ``p`` for :func:`random_crop`; 0 disables it.
         flip: apply :func:`random_flip`. Wrong for digits and text: a mirrored 2 is no 2.
         cutout: side ``s`` for :func:`cutout`; 0 disables it.
         padding_mode: ``"reflect"`` or ``"constant"`` (zeros) for the crop padding.
+        alternating_flip: :func:`alternating_flip` (airbench) instead of random flips.
+        color_jitter: ``(brightness, contrast, saturation, hue)`` of :func:`color_jitter`.
+        rand_augment_ops, rand_augment_magnitude: ``N`` and ``M`` of :func:`rand_augment`
+            (``N = 0`` disables it).
     """
 
     crop_padding: int = 0
     flip: bool = False
     cutout: int = 0
     padding_mode: str = "reflect"
+    alternating_flip: bool = False
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    rand_augment_ops: int = 0
+    rand_augment_magnitude: int = 9
+
+    @property
+    def has_photometric(self) -> bool:
+        """True when :meth:`photometric` changes images (it needs RGB)."""
+        return any(self.color_jitter) or self.rand_augment_ops > 0
+
+    def photometric(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Colour jitter, then RandAugment, on RGB ``[0, 1]`` images ``(N, 3, H, W)``."""
+        if any(self.color_jitter):
+            x = color_jitter(x, generator, *self.color_jitter)
+        if self.rand_augment_ops:
+            x = rand_augment(x, generator, self.rand_augment_ops, self.rand_augment_magnitude)
+        return x
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.crop_padding:

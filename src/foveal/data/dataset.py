@@ -83,6 +83,27 @@ class ArrayDataset(torch.utils.data.Dataset):
             name or self.name, dict(self.metadata),
         )
 
+    def balanced_subset(self, n: int, seed: int = 0) -> ArrayDataset:
+        """``n`` images drawn class by class in turn, each class in its own seeded random order.
+
+        Class counts differ by at most one while every class still has images; the selection
+        keeps dataset order and depends only on ``(labels, n, seed)``. ``n >= len(self)``
+        returns all images.
+        """
+        if n < 1:
+            raise ValueError(f"balanced_subset: expected n >= 1, got {n}")
+        if n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        queues = [rng.permutation(np.flatnonzero(self.labels == k))
+                  for k in range(self.num_classes)]
+        # rank r of class k goes before rank r + 1 of any class: sort by (rank, class)
+        rank = np.concatenate([np.arange(len(q)) for q in queues])
+        cls = np.concatenate([np.full(len(q), k) for k, q in enumerate(queues)])
+        order = np.lexsort((cls, rank))
+        chosen = np.concatenate(queues)[order[:n]]
+        return self.subset(np.sort(chosen), f"{self.name} ({n} of {len(self)})")
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and standard deviation of the pixels, in ``[0, 1]`` units."""
         x = self.images.reshape(-1, self.images.shape[-1])

@@ -21,8 +21,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from foveal.data.augment import Augment
+from foveal.data.augment import Augment, alternating_flip, first_epoch_flip_mask
 from foveal.data.dataset import ArrayDataset
+from foveal.errors import ConfigError
 
 
 def derive_seed(*keys: int) -> int:
@@ -81,6 +82,14 @@ class InMemoryLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.epoch = 0
+        self.flip_mask: torch.Tensor | None = None
+        if augment is not None and augment.alternating_flip:
+            g = torch.Generator().manual_seed(derive_seed(seed, 0x0F11B))
+            self.flip_mask = first_epoch_flip_mask(len(self.labels), g).to(self.device)
+        if augment is not None and augment.has_photometric and c != 3:
+            raise ConfigError(
+                f"colour jitter and RandAugment need RGB images, got {c} channel(s)"
+            )
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -117,11 +126,20 @@ class InMemoryLoader:
     def make_batch(
         self, idx: torch.Tensor, epoch: int = 0, batch: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalise (and augment) the images at ``idx``; returns ``(x, y)``."""
-        x = self.images[idx].float().div_(255.0).sub_(self.mean).div_(self.std)
+        """Normalise (and augment) the images at ``idx``; returns ``(x, y)``.
+
+        Each kind of random draw has its own generator seeded by ``(seed, epoch, batch, kind)``.
+        """
+        x = self.images[idx].float().div_(255.0)
+        if self.augment is not None and self.augment.has_photometric:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, epoch, batch, 3))
+            x = self.augment.photometric(x, g)
+        x = x.sub_(self.mean).div_(self.std)
         if self.augment is not None:
             g = torch.Generator().manual_seed(derive_seed(self.seed, epoch, batch, 1))
             x = self.augment(x, g)
+            if self.flip_mask is not None:
+                x = alternating_flip(x, epoch, self.flip_mask[idx])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         else:

@@ -24,6 +24,22 @@ from foveal.training.checkpoint import ModelSpec, load_checkpoint
 ImageInput = str | os.PathLike[str] | Image.Image
 
 
+def find_model_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or for a run folder its ``model.safetensors`` (else its checkpoint)."""
+    from foveal.training.trainer import CHECKPOINT_FILE, MODEL_FILE
+
+    path = Path(path)
+    if path.is_dir():
+        found = [p for p in (path / MODEL_FILE, path / CHECKPOINT_FILE) if p.is_file()]
+        if not found:
+            raise CheckpointError(
+                f"expected {MODEL_FILE} or {CHECKPOINT_FILE} in run folder {str(path)!r}, "
+                "found neither"
+            )
+        return found[0]
+    return path
+
+
 class Classifier:
     """A network in eval mode and the :class:`ModelSpec` that describes its inputs."""
 
@@ -37,18 +53,9 @@ class Classifier:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, device: str = "auto") -> Classifier:
         """Load from a model/checkpoint file or a run folder (``model.safetensors`` preferred)."""
-        from foveal.training.trainer import CHECKPOINT_FILE, MODEL_FILE, select_device
+        from foveal.training.trainer import select_device
 
-        path = Path(path)
-        if path.is_dir():
-            candidates = [path / MODEL_FILE, path / CHECKPOINT_FILE]
-            found = [p for p in candidates if p.is_file()]
-            if not found:
-                raise CheckpointError(
-                    f"expected {MODEL_FILE} or {CHECKPOINT_FILE} in run folder {str(path)!r}, "
-                    "found neither"
-                )
-            path = found[0]
+        path = find_model_file(path)
         ckpt = load_checkpoint(path)
         spec = ckpt.spec
         try:

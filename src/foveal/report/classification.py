@@ -61,9 +61,11 @@ def write_classification_report(
     title: str,
     history: Sequence[Mapping[str, Any]] = (),
     config: Mapping[str, Any] | None = None,
+    figures: Sequence[tuple[str, Path]] = (),
 ) -> dict[str, Any]:
     """Write metrics, plots and the report for ``evaluation`` of ``dataset`` into ``run_dir``.
 
+    ``figures`` are extra ``(caption, png)`` pairs shown after the training curves.
     Returns ``metrics`` extended with ``per_class_accuracy`` (class name → fraction, ``None`` for
     a class without test images) and ``confusion_matrix`` (rows true, columns predicted).
     """
@@ -77,10 +79,12 @@ def write_classification_report(
     out["confusion_matrix"] = cm.tolist()
     atomic_write_json(run_dir / "metrics.json", out)
 
+    extra_figures = list(figures)
     figures = []
     if history:
         figures.append(("Loss and accuracy per epoch",
                         plot_training_curves(history, plots / "curves.png")))
+    figures.extend(extra_figures)
     figures.append(("Confusion matrix on the test set (rows: true class, row-normalised)",
                     plot_confusion_matrix(cm, dataset.classes, plots / "confusion.png")))
     images, titles = misclassified(evaluation, dataset)

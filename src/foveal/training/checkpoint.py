@@ -4,13 +4,20 @@ A file holds tensors under prefixed names and a JSON document in the safetensors
 (``__metadata__["foveal"]``)::
 
     model/<name>            model.state_dict() tensors
-    optim/<i>/<name>        optimizer per-parameter state tensors (momentum buffers, Adam moments)
+    ema/<name>              the weight average's state_dict, when training keeps one
+    optim/<path>            every tensor of optimizer.state_dict(), at its key path
     rng/torch, rng/cuda/<d> torch RNG states as uint8 tensors
 
-    {"format": "foveal", "format_version": 1, "kind": "checkpoint" | "model",
+    {"format": "foveal", "format_version": 2, "kind": "checkpoint" | "model",
      "foveal_version": "...", "model": {"name", "options", "in_channels", "num_classes",
-     "image_size", "classes", "mean", "std"}, "optimizer": {...}, "scheduler": {...},
+     "image_size", "classes", "mean", "std"}, "optimizer": {"tree": ...}, "scheduler": {...},
      "rng": {...}, "state": {...training progress and config...}}
+
+The optimizer's ``state_dict`` is stored whole, however nested (Lookahead around Muon + AdamW
+holds two inner state dicts and a list of slow weights): every tensor goes to ``optim/<path>``
+and the JSON keeps the structure, with dicts as ``{"__dict__": [[key, value], ...]}`` (so
+integer keys stay integers) and tensors as ``{"__tensor__": name}``. Version 1 files, which
+stored a flat optimizer's state, are still read.
 
 One file per checkpoint, replaced with an atomic rename, means a crash (even SIGKILL) at any
 moment leaves either the previous complete checkpoint or the new complete one. Safetensors cannot
@@ -34,10 +41,10 @@ from torch import nn
 
 import foveal
 from foveal.atomic import atomic_write_bytes
-from foveal.errors import CheckpointError
+from foveal.errors import CheckpointError, FovealError
 
 FORMAT = "foveal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -107,20 +114,39 @@ def set_rng_state(tensors: dict[str, torch.Tensor], doc: dict[str, Any]) -> None
     random.setstate((version, tuple(py_state), gauss))
 
 
-def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, entries in state["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim/{index}/{key}"] = _cpu(value)
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+def encode_tree(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON-able form of a nested state dict; its tensors go to ``tensors`` under ``prefix/…``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = _cpu(obj)
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, encode_tree(v, f"{prefix}/{k}", tensors)]
+                             for k, v in obj.items()]}
+    if isinstance(obj, list | tuple):
+        return [encode_tree(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise CheckpointError(
+        f"cannot store {prefix}: expected tensors, dicts, lists and JSON scalars, "
+        f"got {type(obj).__name__}"
+    )
 
 
-def _load_optimizer_state(
+def decode_tree(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`encode_tree` (tuples come back as lists)."""
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            name = obj["__tensor__"]
+            if name not in tensors:
+                raise CheckpointError(f"checkpoint lacks tensor {name!r} named in its metadata")
+            return tensors[name]
+        return {k: decode_tree(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [decode_tree(v, tensors) for v in obj]
+    return obj
+
+
+def _load_optimizer_state_v1(
     optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], doc: dict[str, Any]
 ) -> None:
     state: dict[int, dict[str, Any]] = {}
@@ -130,9 +156,20 @@ def _load_optimizer_state(
             state.setdefault(int(index), {})[key] = value
     for index, entries in doc.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+
+
+def _load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], doc: dict[str, Any]
+) -> None:
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
-    except (ValueError, KeyError) as exc:
+        if "tree" in doc:
+            optimizer.load_state_dict(decode_tree(doc["tree"], tensors))
+        else:
+            _load_optimizer_state_v1(optimizer, tensors, doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"optimizer state does not match this optimizer: {exc}") from exc
+    except FovealError as exc:  # the nested optimizers reject a mismatched state with these
         raise CheckpointError(f"optimizer state does not match this optimizer: {exc}") from exc
 
 
@@ -142,15 +179,20 @@ def save_checkpoint(
     model: nn.Module,
     spec: ModelSpec,
     optimizer: torch.optim.Optimizer | None = None,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scheduler: Any | None = None,
     state: dict[str, Any] | None = None,
     include_rng: bool = True,
+    ema: nn.Module | None = None,
 ) -> Path:
-    """Write model (and optionally optimizer, scheduler, RNG, progress) to ``path`` atomically.
+    """Write model (and optionally optimizer, scheduler, weight average, RNG, progress) to
+    ``path`` atomically.
 
     Without an optimizer the file is an exported model (``kind: "model"``) for eval and predict.
+    ``scheduler`` is anything with a JSON-able ``state_dict()``.
     """
     tensors = {f"model/{k}": _cpu(v) for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema/{k}": _cpu(v) for k, v in ema.state_dict().items()})
     doc: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -160,8 +202,7 @@ def save_checkpoint(
         "state": state or {},
     }
     if optimizer is not None:
-        optim_tensors, doc["optimizer"] = _optimizer_state(optimizer)
-        tensors.update(optim_tensors)
+        doc["optimizer"] = {"tree": encode_tree(optimizer.state_dict(), "optim", tensors)}
     if scheduler is not None:
         doc["scheduler"] = scheduler.state_dict()
     if include_rng and optimizer is not None:
@@ -215,10 +256,22 @@ class Checkpoint:
             )
         model.load_state_dict(weights)
 
+    def load_ema(self, ema: nn.Module) -> None:
+        """Copy the saved weight average into ``ema``; CheckpointError if there is none."""
+        weights = {k[len("ema/"):]: v for k, v in self.tensors.items() if k.startswith("ema/")}
+        if not weights:
+            raise CheckpointError(f"{self.path}: expected a weight average (ema/…), found none")
+        try:
+            ema.load_state_dict(weights)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{self.path}: saved weight average does not fit: {first}") \
+                from exc
+
     def load_training_state(
         self,
         optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        scheduler: Any | None = None,
         restore_rng: bool = True,
     ) -> None:
         """Restore optimizer, scheduler and RNG state saved by :func:`save_checkpoint`."""

@@ -8,15 +8,21 @@ with exactly the settings it started with.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from foveal.errors import ConfigError
 
-OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-# schedules the trainer can run from this config alone (the others in
-# foveal.training.schedules need options such as milestones that TrainConfig does not carry)
-TRAIN_SCHEDULE_NAMES: tuple[str, ...] = ("cosine", "linear", "step", "constant")
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "muon")
+TRAIN_SCHEDULE_NAMES: tuple[str, ...] = (
+    "cosine", "linear", "step", "constant", "multistep", "exponential", "inverse_sqrt",
+    "one_cycle", "plateau",
+)
+INIT_NAMES: tuple[str, ...] = (
+    "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+    "lecun_uniform", "lecun_normal",
+)
 DEVICE_NAMES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ENGINE_NAMES: tuple[str, ...] = ("torch", "scratch")
 
@@ -30,20 +36,54 @@ class TrainConfig:
         data_root: where ``mnist``/``cifar10`` files live (default: the user cache).
         download: fetch ``mnist``/``cifar10`` if absent.
         skip_corrupt: skip unreadable images with a warning instead of failing.
+        train_subset: train on this many images only (a fixed, class-balanced draw; for short
+            schedules), ``None`` for all.
     Model:
         model: a name from :func:`foveal.models.model_names`.
         model_options: keyword arguments of the model (e.g. ``{"width": 16}``).
-    Optimisation:
+    Optimisation (:mod:`foveal.training.optimizers`, :mod:`foveal.training.schedules`):
         optimizer: ``sgd`` (with ``momentum`` and ``nesterov``), ``adamw`` or ``adam`` (with
-            ``betas``), ``rmsprop`` or ``adagrad`` (torch's defaults).
-        lr: peak learning rate; weight_decay: decoupled for AdamW, L2 in the gradient for SGD.
-        schedule: ``cosine``, ``linear``, ``step`` or ``constant``, after ``warmup_epochs``.
-        final_lr_fraction: the rate at the end as a fraction of ``lr`` (cosine, linear).
+            ``betas``), ``rmsprop`` or ``adagrad`` (torch's defaults), or ``muon``: Muon on the
+            hidden weight matrices and AdamW (rate ``adamw_lr``, default ``lr``) on the rest.
+        lookahead_k, lookahead_alpha: wrap the optimizer in Lookahead (``k = 0``: off).
+        lr: peak learning rate; weight_decay: decoupled for AdamW/Muon, L2 in the gradient for
+            the others; decay_norm_and_bias: False exempts parameters with ``ndim < 2``.
+        schedule: ``cosine``, ``linear``, ``step``, ``constant``, ``multistep`` (at
+            ``milestones``, fractions of the post-warmup steps), ``exponential`` (down to
+            ``final_lr_fraction``), ``inverse_sqrt`` (needs warmup), ``one_cycle`` (with
+            ``pct_start``; no warmup) or ``plateau`` (× ``gamma`` when the test loss has not
+            improved for ``plateau_patience`` epochs), after ``warmup_epochs``.
+        final_lr_fraction: the rate at the end as a fraction of ``lr`` (cosine, linear,
+            exponential).
         step_epochs, gamma: ``step`` multiplies the rate by ``gamma`` every ``step_epochs``.
-        label_smoothing: ε of the smoothed cross-entropy target ``(1 − ε) onehot + ε / K``.
+        grad_accum: step the optimizer every this many batches of ``batch_size`` (the gradient
+            of their mean loss), so the effective batch is ``grad_accum × batch_size``.
         grad_clip: clip the global gradient L2 norm to this value (``None``: off).
-    Augmentation (training batches only):
+    Regularisation (:mod:`foveal.training.regularization`):
+        label_smoothing: ε of the smoothed cross-entropy target ``(1 − ε) onehot + ε / K``.
+        l1, l2: add ``l1 Σ|w| + l2 Σ w²`` over the weights to the loss (both: elastic net).
+        max_norm: after each step rescale each unit's incoming weight vector to norm at most
+            this (``None``: off).
+        ema_decay: keep an exponential moving average of the weights with this decay and
+            evaluate and export it (0: off).
+        Dropout, stochastic depth and DropConnect are model options (``model_options``).
+    Augmentation (training batches only, :mod:`foveal.data.augment`):
         crop_padding, flip, cutout: see :class:`foveal.data.augment.Augment`.
+        alternating_flip: airbench's deterministic alternating flip instead of ``flip``.
+        color_jitter: ``[brightness, contrast, saturation, hue]`` strengths (RGB only).
+        rand_augment_ops, rand_augment_magnitude: RandAugment's ``N`` and ``M`` (``N = 0``: off).
+        mixup, cutmix: Beta(α, α) parameters (0: off); with both, each mixed batch uses one of
+            the two with probability ½; mix_prob: the fraction of batches mixed.
+    Initialisation and transfer:
+        init: ``default`` (each layer's own) or a scheme of :func:`foveal.models.init.init_weights`.
+        zero_init_residual: γ = 0 in the last norm layer of every residual branch.
+        init_from: a model file, checkpoint or run folder whose weights (names and shapes that
+            match) start the model; the classifier head stays new.
+        head: module names of the classifier head (default: the last ``nn.Linear``).
+        freeze_backbone: train the head only; backbone_lr_scale: the backbone's rate as a
+            fraction of ``lr`` (fine-tuning with a lower rate).
+    Evaluation:
+        tta_flip: average the logits of each test image and its mirror.
     Execution:
         engine: ``torch`` (the default) or ``scratch``: the NumPy engine of
             :mod:`foveal.scratch`, for ``small_cnn`` and ``mlp`` on the CPU (``device``,
@@ -66,7 +106,12 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     eval_batch_size: int = 500
+    train_subset: int | None = None
     optimizer: str = "sgd"
+    adamw_lr: float | None = None
+    lookahead_k: int = 0
+    lookahead_alpha: float = 0.5
+    decay_norm_and_bias: bool = True
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True
@@ -77,11 +122,33 @@ class TrainConfig:
     final_lr_fraction: float = 0.0
     step_epochs: int = 10
     gamma: float = 0.1
-    label_smoothing: float = 0.0
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    pct_start: float = 0.3
+    plateau_patience: int = 2
+    grad_accum: int = 1
     grad_clip: float | None = None
+    label_smoothing: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    max_norm: float | None = None
+    ema_decay: float = 0.0
     crop_padding: int = 0
     flip: bool = False
     cutout: int = 0
+    alternating_flip: bool = False
+    color_jitter: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    rand_augment_ops: int = 0
+    rand_augment_magnitude: int = 9
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0
+    init: str = "default"
+    zero_init_residual: bool = False
+    init_from: str | None = None
+    head: list[str] | None = None
+    freeze_backbone: bool = False
+    backbone_lr_scale: float = 1.0
+    tta_flip: bool = False
     device: str = "auto"
     bf16: bool = True
     channels_last: bool = True
@@ -93,6 +160,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
+        self.milestones = [float(m) for m in self.milestones]
+        self.color_jitter = [float(c) for c in self.color_jitter]
+        if self.head is not None:
+            self.head = [self.head] if isinstance(self.head, str) else list(self.head)
         self.validate()
 
     def validate(self) -> None:
@@ -142,6 +213,85 @@ class TrainConfig:
               f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         check(not (self.nesterov and self.optimizer == "sgd" and self.momentum == 0),
               "nesterov momentum needs momentum > 0, got momentum=0")
+        self._validate_toolkit(check)
+
+    def _validate_toolkit(self, check: Any) -> None:
+        """The optimisation, regularisation, augmentation and transfer settings."""
+        check(self.train_subset is None or self.train_subset >= 1,
+              f"train_subset must be at least 1 or None, got {self.train_subset}")
+        check(self.adamw_lr is None or self.adamw_lr > 0,
+              f"adamw_lr must be positive or None, got {self.adamw_lr}")
+        check(self.adamw_lr is None or self.optimizer == "muon",
+              f"adamw_lr applies to optimizer 'muon' only, got optimizer {self.optimizer!r}")
+        check(self.lookahead_k >= 0, f"lookahead_k must be >= 0 (0: off), got {self.lookahead_k}")
+        check(0 < self.lookahead_alpha <= 1,
+              f"lookahead_alpha must be in (0, 1], got {self.lookahead_alpha}")
+        check(self.grad_accum >= 1, f"grad_accum must be at least 1, got {self.grad_accum}")
+        ms = self.milestones
+        check(bool(ms) and all(0 < m < 1 for m in ms)
+              and all(a < b for a, b in itertools.pairwise(ms)),
+              f"milestones must be increasing fractions in (0, 1), got {ms}")
+        check(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start}")
+        check(self.plateau_patience >= 0,
+              f"plateau_patience must be >= 0, got {self.plateau_patience}")
+        check(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        check(0 <= self.final_lr_fraction <= 1,
+              f"final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
+        check(self.schedule != "exponential" or self.final_lr_fraction > 0,
+              "schedule 'exponential' decays to final_lr_fraction, which must be > 0, got 0")
+        check(self.schedule != "one_cycle" or self.warmup_epochs == 0,
+              "schedule 'one_cycle' ramps up over pct_start itself: expected warmup_epochs=0, "
+              f"got {self.warmup_epochs}")
+        check(self.schedule != "inverse_sqrt" or self.warmup_epochs > 0,
+              "schedule 'inverse_sqrt' is normalised at the end of warmup: expected "
+              "warmup_epochs > 0, got 0")
+        for name in ("l1", "l2", "mixup", "cutmix"):
+            value = getattr(self, name)
+            check(value >= 0, f"{name} must be >= 0, got {value}")
+        check(self.max_norm is None or self.max_norm > 0,
+              f"max_norm must be positive or None, got {self.max_norm}")
+        check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check(not (self.flip and self.alternating_flip),
+              "flip and alternating_flip are two ways to mirror: choose one, got both")
+        check(len(self.color_jitter) == 4 and all(c >= 0 for c in self.color_jitter)
+              and self.color_jitter[3] <= 0.5,
+              "color_jitter must be [brightness, contrast, saturation, hue] >= 0 with hue <= "
+              f"0.5, got {self.color_jitter}")
+        check(self.rand_augment_ops >= 0,
+              f"rand_augment_ops must be >= 0, got {self.rand_augment_ops}")
+        check(0 <= self.rand_augment_magnitude <= 30,
+              f"rand_augment_magnitude must be in [0, 30], got {self.rand_augment_magnitude}")
+        check(0 < self.mix_prob <= 1, f"mix_prob must be in (0, 1], got {self.mix_prob}")
+        check(self.init in INIT_NAMES,
+              f"unknown init {self.init!r}: expected one of {', '.join(INIT_NAMES)}")
+        check(self.backbone_lr_scale > 0,
+              f"backbone_lr_scale must be > 0 (freeze_backbone for 0), got "
+              f"{self.backbone_lr_scale}")
+        check(not (self.freeze_backbone and self.backbone_lr_scale != 1.0),
+              "freeze_backbone trains the head only, so backbone_lr_scale has no effect: "
+              f"got freeze_backbone with backbone_lr_scale={self.backbone_lr_scale}")
+        check(not (self.freeze_backbone and self.optimizer == "muon"),
+              "freeze_backbone with optimizer 'muon': a linear head has no hidden matrix for "
+              "Muon; use sgd or adamw")
+        check(not (self.backbone_lr_scale != 1.0 and (self.optimizer == "muon"
+                                                       or not self.decay_norm_and_bias)),
+              "backbone_lr_scale builds its own parameter groups: it works with "
+              "decay_norm_and_bias and an optimizer other than 'muon'")
+        if self.engine == "scratch":
+            used = [name for name, on in (
+                ("lookahead_k", self.lookahead_k), ("grad_accum", self.grad_accum != 1),
+                ("l1", self.l1), ("l2", self.l2), ("max_norm", self.max_norm),
+                ("ema_decay", self.ema_decay), ("alternating_flip", self.alternating_flip),
+                ("color_jitter", any(self.color_jitter)), ("rand_augment_ops",
+                                                           self.rand_augment_ops),
+                ("mixup", self.mixup), ("cutmix", self.cutmix), ("init", self.init != "default"),
+                ("zero_init_residual", self.zero_init_residual), ("init_from", self.init_from),
+                ("freeze_backbone", self.freeze_backbone), ("tta_flip", self.tta_flip),
+                ("train_subset", self.train_subset),
+                ("schedule", self.schedule not in ("cosine", "linear", "step", "constant")),
+            ) if on]
+            check(not used, f"the scratch engine does not support {', '.join(used)}: use the "
+                  "torch engine")
 
     def to_json(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)

@@ -40,16 +40,22 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: InMemoryLoader, *, bf16: bool = True) -> EvalResult:
-    """Run ``model`` in eval mode over every batch of ``loader`` (which must not shuffle)."""
+def evaluate(model: nn.Module, loader: InMemoryLoader, *, bf16: bool = True,
+             tta_flip: bool = False) -> EvalResult:
+    """Run ``model`` in eval mode over every batch of ``loader`` (which must not shuffle).
+
+    With ``tta_flip`` the logits are the mean of the image's and its mirror's,
+    ``½ (f(x) + f(flip(x)))`` (test-time augmentation).
+    """
     was_training = model.training
     model.eval()
     losses, probs, targets = [], [], []
     try:
         for x, y in loader.batches(0):
             with autocast_context(loader.device, bf16):
-                logits = model(x)
-            logits = logits.float()
+                logits = model(x).float()
+                if tta_flip:
+                    logits = 0.5 * (logits + model(x.flip(-1)).float())
             losses.append(F.cross_entropy(logits, y, reduction="sum"))
             probs.append(logits.softmax(1).cpu())
             targets.append(y.cpu())

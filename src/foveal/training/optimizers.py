@@ -29,7 +29,8 @@ from foveal.errors import ConfigError
 from foveal.training.regularization import weight_decay_param_groups
 
 __all__ = [
-    "OPTIMIZER_NAMES", "Lookahead", "MuonWithAdamW", "build_optimizer", "param_groups_for_muon",
+    "OPTIMIZER_NAMES", "Lookahead", "MuonWithAdamW", "build_optimizer", "default_head_name",
+    "param_groups_for_muon",
 ]
 
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "muon")
@@ -144,6 +145,17 @@ _TORCH_BUILDERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
+def default_head_name(model: nn.Module) -> str | None:
+    """The qualified name of ``model``'s classifier head: its last ``nn.Linear`` registered
+    outside attention blocks (``None`` when it has none)."""
+    modules = dict(model.named_modules())
+    attention_out = {id(m.out_proj) for m in modules.values()
+                     if isinstance(m, nn.MultiheadAttention)}
+    linears = [n for n, m in modules.items()
+               if isinstance(m, nn.Linear) and id(m) not in attention_out]
+    return linears[-1] if linears else None
+
+
 def param_groups_for_muon(model: nn.Module, head: str | None = None) -> list[dict]:
     """Split ``model``'s trainable parameters into a Muon group and an AdamW group.
 
@@ -163,11 +175,7 @@ def param_groups_for_muon(model: nn.Module, head: str | None = None) -> list[dic
     if head is not None and head not in modules:
         raise ConfigError(f"head {head!r} is not a module of {type(model).__name__}")
     if head is None:
-        attention_out = {id(m.out_proj) for m in modules.values()
-                         if isinstance(m, nn.MultiheadAttention)}
-        linears = [n for n, m in modules.items()
-                   if isinstance(m, nn.Linear) and id(m) not in attention_out]
-        head = linears[-1] if linears else None
+        head = default_head_name(model)
     head_params = set() if head is None else {id(p) for p in modules[head].parameters()}
     matrices = set()
     for module in modules.values():

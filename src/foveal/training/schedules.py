@@ -229,3 +229,48 @@ def lr_curve(name: str, total_steps: int, base_lr: float, **options: Any) -> np.
         optimizer.step()
         scheduler.step()
     return lrs
+
+
+class WarmupPlateau:
+    """Linear warmup over ``warmup_steps`` optimiser steps, then ReduceLROnPlateau.
+
+    The warmup is a :class:`~torch.optim.lr_scheduler.LambdaLR` with ``f(t) = (t + 1) / W``,
+    stepped with every optimiser step until the rate reaches its base value; from then on only
+    the :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` acts, once per epoch through
+    :meth:`step_epoch` with the monitored loss, multiplying the rate by ``factor`` after
+    ``patience`` epochs without improvement. Epochs that end inside the warmup are not
+    monitored. ``state_dict`` / ``load_state_dict`` cover both parts.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int = 0, *,
+                 factor: float = 0.1, patience: int = 2, **plateau_options: Any) -> None:
+        if warmup_steps < 0:
+            raise ConfigError(f"expected warmup_steps >= 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
+        self.steps = 0
+        self.warmup = (torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: min(1.0, (t + 1) / warmup_steps)) if warmup_steps else None)
+        self.plateau = build_scheduler("plateau", optimizer, 0, factor=factor, patience=patience,
+                                       **plateau_options)
+
+    def step(self) -> None:
+        """Advance by one optimiser step (moves the rate during warmup only)."""
+        self.steps += 1
+        if self.warmup is not None and self.steps <= self.warmup_steps:
+            self.warmup.step()
+
+    def step_epoch(self, loss: float) -> None:
+        """End of an epoch with monitored ``loss``: the plateau rule, once warmup is over."""
+        if self.steps >= self.warmup_steps:
+            self.plateau.step(loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps,
+                "warmup": None if self.warmup is None else self.warmup.state_dict(),
+                "plateau": self.plateau.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        if self.warmup is not None and state["warmup"] is not None:
+            self.warmup.load_state_dict(state["warmup"])
+        self.plateau.load_state_dict(state["plateau"])

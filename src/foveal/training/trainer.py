@@ -31,15 +31,17 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from foveal.atomic import atomic_write_json, atomic_write_text
-from foveal.data.augment import Augment
+from foveal.data.augment import Augment, cutmix, mixup
 from foveal.data.dataset import ArrayDataset
-from foveal.data.loader import InMemoryLoader
+from foveal.data.loader import InMemoryLoader, derive_seed
 from foveal.errors import CheckpointError, ConfigError, FovealError, TrainingError
 from foveal.training.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from foveal.training.config import TrainConfig
 from foveal.training.evaluate import EvalResult, autocast_context, evaluate
 from foveal.training.optimizers import build_optimizer as build_named_optimizer
-from foveal.training.schedules import lr_multiplier
+from foveal.training.optimizers import default_head_name
+from foveal.training.regularization import WeightEMA, apply_max_norm_, elastic_net_penalty
+from foveal.training.schedules import WarmupPlateau, lr_multiplier
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -70,34 +72,85 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD (heavy-ball or Nesterov momentum, L2 weight decay), AdamW (decoupled decay), or Adam,
-    RMSprop, Adagrad from :func:`foveal.training.optimizers.build_optimizer`.
+def head_names(config: TrainConfig, model: nn.Module) -> list[str]:
+    """The classifier head's module names: ``config.head`` or the model's last ``nn.Linear``."""
+    if config.head:
+        return list(config.head)
+    name = default_head_name(model)
+    if name is None:
+        raise ConfigError(
+            f"model {config.model!r} has no nn.Linear head to keep apart: name it with head"
+        )
+    return [name]
 
-    PyTorch's SGD with ``nesterov=True`` uses the look-ahead form
-    ``v ← μ v + g``, ``θ ← θ − η (g + μ v)`` (Sutskever et al., 2013).
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The config's optimizer over the model's trainable parameters, through
+    :func:`foveal.training.optimizers.build_optimizer`.
+
+    SGD (heavy-ball or Nesterov momentum, L2 weight decay), AdamW (decoupled decay), Adam,
+    RMSprop, Adagrad, or Muon + AdamW; optionally inside Lookahead. PyTorch's SGD with
+    ``nesterov=True`` uses the look-ahead form ``v ← μ v + g``, ``θ ← θ − η (g + μ v)``
+    (Sutskever et al., 2013). With ``backbone_lr_scale ≠ 1`` the backbone and the head are two
+    groups, the backbone's rate scaled (fine-tuning).
     """
     sgd = config.optimizer == "sgd"
+    params: nn.Module | list = model
+    if config.backbone_lr_scale != 1.0:
+        from foveal.training.diagnostics import transfer_learning_param_groups
+
+        params = transfer_learning_param_groups(
+            model, head_names(config, model), config.lr, config.backbone_lr_scale)
+    elif config.optimizer != "muon" and config.decay_norm_and_bias:
+        params = [p for p in model.parameters() if p.requires_grad]
+    extra = {} if config.adamw_lr is None else {"adamw_lr": config.adamw_lr}
     return build_named_optimizer(
-        config.optimizer, [p for p in model.parameters() if p.requires_grad], lr=config.lr,
+        config.optimizer, params, lr=config.lr,
         weight_decay=config.weight_decay, betas=config.betas,
         momentum=config.momentum if sgd else None,
         nesterov=(config.nesterov and config.momentum > 0) if sgd else None,
+        decay_biases_and_norms=config.decay_norm_and_bias,
+        lookahead_k=config.lookahead_k, lookahead_alpha=config.lookahead_alpha, **extra,
     )
 
 
 def build_scheduler(
     config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The config's schedule over ``epochs × steps_per_epoch`` steps, stepped once per step."""
+) -> torch.optim.lr_scheduler.LambdaLR | WarmupPlateau:
+    """The config's schedule over ``epochs × steps_per_epoch`` optimizer steps, stepped once
+    per optimizer step (``plateau`` also once per epoch, see :class:`WarmupPlateau`)."""
     total = config.epochs * steps_per_epoch
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
+    if config.schedule == "plateau":
+        return WarmupPlateau(optimizer, warmup, factor=config.gamma,
+                             patience=config.plateau_patience)
     multiplier = lr_multiplier(
-        config.schedule, total,
-        warmup_steps=min(round(config.warmup_epochs * steps_per_epoch), total - 1),
-        final_fraction=config.final_lr_fraction,
+        config.schedule, total, warmup_steps=warmup, final_fraction=config.final_lr_fraction,
         step_size=max(1, config.step_epochs * steps_per_epoch), gamma=config.gamma,
+        milestones=config.milestones, pct_start=config.pct_start,
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def planned_lr_curve(config: TrainConfig, steps_per_epoch: int,
+                     history: list[dict[str, Any]] = ()) -> np.ndarray:
+    """The head group's learning rate at every optimizer step, ``(epochs × steps_per_epoch,)``.
+
+    Step-based schedules are evaluated from their multiplier; ``plateau`` is the warmup ramp
+    followed by each epoch's rate as recorded in ``history``.
+    """
+    total = config.epochs * steps_per_epoch
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
+    if config.schedule != "plateau":
+        f = build_scheduler(config, torch.optim.SGD([torch.zeros(1)], lr=1.0),
+                            steps_per_epoch).lr_lambdas[0]
+        return config.lr * np.array([f(t) for t in range(total)])
+    lrs = np.full(total, config.lr)
+    lrs[:warmup] = config.lr * (np.arange(warmup) + 1) / max(warmup, 1)
+    for row in history:  # the rate an epoch ended with holds through the next epoch
+        start = max(int(row["epoch"]) * steps_per_epoch, warmup)
+        lrs[start:] = row["lr"]
+    return lrs
 
 
 @dataclass
@@ -173,6 +226,8 @@ class Trainer:
                 train_set = load_dataset(config.dataset, "train", **opts)
             if test_set is None:
                 test_set = load_dataset(config.dataset, "test", **opts)
+        if config.train_subset is not None:
+            train_set = train_set.balanced_subset(config.train_subset, seed=config.seed)
         if train_set.image_shape != test_set.image_shape:
             raise ConfigError(
                 f"train and test images differ in shape: {train_set.image_shape} "
@@ -191,12 +246,21 @@ class Trainer:
             classes=list(train_set.classes), mean=mean, std=std,
             options=dict(config.model_options),
         )
-        self.model = self.spec.build().to(self.device)
+        self.model = self.spec.build()
+        self._initialise(self.model, train_set, mean, std)
+        self.model = self.model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward: nn.Module = torch.compile(self.model) if config.compile else self.model
+        self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay else None
 
-        augment = Augment(config.crop_padding, config.flip, config.cutout)
+        augment = Augment(
+            config.crop_padding, config.flip, config.cutout,
+            alternating_flip=config.alternating_flip,
+            color_jitter=tuple(config.color_jitter),  # type: ignore[arg-type]
+            rand_augment_ops=config.rand_augment_ops,
+            rand_augment_magnitude=config.rand_augment_magnitude,
+        )
         loader_opts = dict(device=self.device, mean=mean, std=std,
                            channels_last=config.channels_last, seed=config.seed)
         self.train_loader = InMemoryLoader(
@@ -208,11 +272,51 @@ class Trainer:
         self.optimizer = build_optimizer(config, self.model)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
-        self.scheduler = build_scheduler(config, self.optimizer, self.steps_per_epoch)
+        # the optimizer steps every grad_accum batches, and at the end of each epoch
+        self.optimizer_steps_per_epoch = -(-self.steps_per_epoch // config.grad_accum)
+        self.scheduler = build_scheduler(config, self.optimizer, self.optimizer_steps_per_epoch)
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.epoch_stats = EpochStats()
         self.elapsed = 0.0
+
+    def _initialise(self, model: nn.Module, train_set: ArrayDataset, mean: list[float],
+                    std: list[float]) -> None:
+        """Weight init scheme, zero-γ residuals, data-dependent init, transferred weights and
+        the frozen backbone, in that order (on the CPU, before the model moves)."""
+        config = self.config
+        if config.init != "default":
+            from foveal.models.init import init_weights
+
+            init_weights(model, config.init)
+        if config.zero_init_residual:
+            from foveal.models.init import zero_init_last_bn
+
+            zero_init_last_bn(model)
+        data_init = getattr(model, "data_init", None)
+        if callable(data_init):
+            n = min(5000, len(train_set))
+            x = torch.from_numpy(train_set.images[:n]).permute(0, 3, 1, 2).float() / 255.0
+            m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+            sd = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+            data_init((x - m) / sd)
+        if config.init_from is not None:
+            self.log(transfer_weights(model, config.init_from, head_names(config, model)))
+        if config.freeze_backbone:
+            from foveal.training.diagnostics import freeze_backbone
+
+            freeze_backbone(model, head_names(config, model))
+
+    def _train_mode(self) -> None:
+        """``model.train()``; with a frozen backbone its batch norms stay in eval mode, so
+        their running statistics are kept as well."""
+        self.model.train()
+        if self.config.freeze_backbone:
+            heads = head_names(self.config, self.model)
+            for name, module in self.model.named_modules():
+                in_head = any(name == h or name.startswith(h + ".") for h in heads)
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head:
+                    module.eval()
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -223,7 +327,7 @@ class Trainer:
         }
         save_checkpoint(
             self.run_dir / CHECKPOINT_FILE, model=self.model, spec=self.spec,
-            optimizer=self.optimizer, scheduler=self.scheduler, state=state,
+            optimizer=self.optimizer, scheduler=self.scheduler, state=state, ema=self.ema,
         )
 
     def restore(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -235,6 +339,8 @@ class Trainer:
             raise CheckpointError(f"{ckpt.path}: checkpoint was made with other settings: {diff}")
         ckpt.load_model(self.model)
         ckpt.load_training_state(self.optimizer, self.scheduler)
+        if self.ema is not None:
+            ckpt.load_ema(self.ema)
         self.step = int(ckpt.state["step"])
         self.history = list(ckpt.state["history"])
         self.epoch_stats = EpochStats(**ckpt.state["epoch_stats"])
@@ -244,17 +350,51 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step; returns the batch's loss and number of correct predictions."""
-        with autocast_context(self.device, self.config.bf16):
+    def mix(self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """mixup or CutMix on a training batch; returns images and targets (soft when mixed).
+
+        Draws come from a generator seeded by ``(seed, epoch, batch, 2)``, so a resumed run
+        mixes exactly as the interrupted one would have.
+        """
+        config = self.config
+        if not (config.mixup or config.cutmix):
+            return x, y
+        g = torch.Generator().manual_seed(derive_seed(config.seed, epoch, batch, 2))
+        if config.mix_prob < 1 and float(torch.rand((), generator=g)) >= config.mix_prob:
+            return x, y
+        use_cutmix = config.cutmix > 0 and (
+            config.mixup == 0 or float(torch.rand((), generator=g)) < 0.5)
+        k = self.spec.num_classes
+        if use_cutmix:
+            return cutmix(x, y, config.cutmix, g, k)
+        return mixup(x, y, config.mixup, g, k)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, *, epoch: int = 0, batch: int = 0,
+                   accumulate: int = 1, update: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward on one batch; with ``update``, also the optimizer step (after
+        ``accumulate`` batches of accumulated gradient). Returns the batch's loss and number of
+        correct predictions (against the unmixed labels)."""
+        config = self.config
+        x, targets = self.mix(x, y, epoch, batch)
+        with autocast_context(self.device, config.bf16):
             logits = self.forward(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
+            loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+        objective = loss
+        if config.l1 or config.l2:
+            objective = objective + elastic_net_penalty(self.model, config.l1, config.l2)
+        (objective / accumulate if accumulate > 1 else objective).backward()
+        if update:
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            if config.max_norm is not None:
+                apply_max_norm_(self.model, config.max_norm)
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
         return loss.detach(), (logits.detach().argmax(1) == y).sum()
 
     def fit(self) -> RunResult:
@@ -264,7 +404,7 @@ class Trainer:
         for stale in self.run_dir.glob(".*.tmp"):  # left by a write that a crash cut short
             stale.unlink(missing_ok=True)
         atomic_write_json(self.run_dir / CONFIG_FILE, config.to_json())
-        self.model.train()
+        self._train_mode()
         # Loss values are checked for NaN/inf in windows, so a GPU run syncs every few steps only.
         sync_every = 1 if self.device.type == "cpu" else 16
         while self.step < self.total_steps:
@@ -276,11 +416,18 @@ class Trainer:
             )
             window: list[tuple[torch.Tensor, torch.Tensor, int]] = []
             t0 = time.perf_counter()
-            for x, y in self.train_loader.batches(epoch, start):
-                loss, correct = self.train_step(x, y)
+            accum = config.grad_accum
+            for b, (x, y) in enumerate(self.train_loader.batches(epoch, start), start):
+                group_start = b - b % accum
+                group_size = min(accum, self.steps_per_epoch - group_start)
+                update = b - group_start + 1 == group_size
+                loss, correct = self.train_step(x, y, epoch=epoch, batch=b,
+                                                accumulate=group_size, update=update)
                 window.append((loss, correct, len(y)))
                 self.step += 1
-                at_checkpoint = config.checkpoint_every and self.step % config.checkpoint_every == 0
+                # a mid-epoch checkpoint must not cut an accumulation group
+                at_checkpoint = (config.checkpoint_every and update
+                                 and self.step % config.checkpoint_every == 0)
                 if len(window) >= sync_every or at_checkpoint:
                     dt = self._flush(window, t0)
                     t0 = time.perf_counter()
@@ -325,7 +472,12 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
-        result = evaluate(self.forward, self.test_loader, bf16=self.config.bf16)
+        result = self.evaluate()
+        raw = None
+        if self.ema is not None:
+            raw = evaluate(self.forward, self.test_loader, bf16=self.config.bf16,
+                           tta_flip=self.config.tta_flip)
+        self._train_mode()
         eval_time = time.perf_counter() - t0
         self.elapsed += eval_time
         s = self.epoch_stats
@@ -337,8 +489,13 @@ class Trainer:
             "train_images": s.seen, "train_time_s": s.train_time, "eval_time_s": eval_time,
             "images_per_s": s.seen / max(s.train_time, 1e-9),
         }
+        if raw is not None:
+            row["test_acc_raw"], row["test_loss_raw"] = raw.accuracy, raw.loss
         if not math.isfinite(row["test_loss"]):
             raise TrainingError(f"test loss became {row['test_loss']} after epoch {epoch + 1}")
+        if isinstance(self.scheduler, WarmupPlateau):
+            self.scheduler.step_epoch(result.loss)
+            row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate the next epoch uses
         self.history.append(row)
         self.epoch_stats = EpochStats()
         atomic_write_text(
@@ -352,15 +509,30 @@ class Trainer:
             f"acc {100 * row['test_acc']:.2f}% | {row['images_per_s']:,.0f} img/s"
         )
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model that is evaluated and exported: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.forward
+
+    def evaluate(self) -> EvalResult:
+        """Evaluate :attr:`eval_model` on the test set (with flip TTA when configured)."""
+        return evaluate(self.eval_model, self.test_loader, bf16=self.config.bf16,
+                        tta_flip=self.config.tta_flip)
+
     def finish(self) -> RunResult:
         """Export the model, write metrics, plots and the report; return the run's result."""
         from foveal.report.classification import write_classification_report
+        from foveal.report.schedules import plot_lr_schedule
 
-        save_checkpoint(self.run_dir / MODEL_FILE, model=self.model, spec=self.spec,
+        exported = self.ema.module if self.ema is not None else self.model
+        save_checkpoint(self.run_dir / MODEL_FILE, model=exported, spec=self.spec,
                         state={"config": self.config.to_json()})
         result = getattr(self, "last_eval", None)
         if result is None:  # resumed after the last epoch had already finished
-            result = evaluate(self.forward, self.test_loader, bf16=self.config.bf16)
+            result = self.evaluate()
+        lrs = planned_lr_curve(self.config, self.optimizer_steps_per_epoch, self.history)
+        lr_plot = plot_lr_schedule(lrs, self.run_dir / "plots" / "lr.png",
+                                   title=f"learning rate ({self.config.schedule})")
         train_images = sum(r["train_images"] for r in self.history)
         train_time = sum(r["train_time_s"] for r in self.history)
         last = self.history[-1]
@@ -380,8 +552,38 @@ class Trainer:
             self.run_dir, metrics=metrics, evaluation=result, dataset=self.test_set,
             history=self.history, config=self.config.to_json(),
             title=f"{self.config.model} on {self.train_set.name.split('/')[0]}",
+            figures=[("Learning rate at every optimizer step", lr_plot)],
         )
         return RunResult(self.run_dir, metrics, self.history, result)
+
+
+def transfer_weights(model: nn.Module, source: str | os.PathLike[str],
+                     head: list[str]) -> str:
+    """Copy into ``model`` every weight of ``source`` (a model file, checkpoint or run folder)
+    whose name and shape match, except the head's; returns a one-line summary.
+
+    Raises :class:`CheckpointError` when nothing outside the head matches.
+    """
+    from foveal.models.classifier import find_model_file
+
+    path = find_model_file(source)
+    weights = load_checkpoint(path).model_state()
+    own = model.state_dict()
+
+    def in_head(name: str) -> bool:
+        return any(name.startswith(h + ".") for h in head)
+
+    loaded = {k: v for k, v in weights.items()
+              if k in own and v.shape == own[k].shape and not in_head(k)}
+    backbone = [k for k in own if not in_head(k)]
+    if not loaded:
+        raise CheckpointError(
+            f"{path}: expected weights matching the backbone of this model by name and shape, "
+            f"found none of its {len(backbone)}"
+        )
+    model.load_state_dict(loaded, strict=False)
+    return (f"initialised {len(loaded)} of {len(backbone)} backbone tensors from {path}; "
+            f"new head {', '.join(head)}")
 
 
 def _json_line(row: dict[str, Any]) -> str:
