@@ -128,6 +128,28 @@ def test_overfit_one_batch_other_optimizers_reduce_the_loss(name):
     assert report.final_loss < 0.5 * report.losses[0]
 
 
+@pytest.mark.parametrize("name, torch_optimizer", [
+    ("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)),
+    ("adam", lambda params, lr: torch.optim.Adam(params, lr=lr)),
+    ("adamw", lambda params, lr: torch.optim.AdamW(params, lr=lr)),
+])
+def test_overfit_one_batch_optimizer_matches_torch_optim_loop(name, torch_optimizer):
+    # the names are built by foveal.training.optimizers.build_optimizer, keeping SGD's momentum
+    # 0.9 and torch's defaults otherwise (AdamW's weight decay 0.01 included)
+    batch = random_batch(n=16)
+    report = overfit_one_batch(mlp(), batch, steps=5, lr=0.05, optimizer=name, threshold=1e-9)
+    model = mlp()
+    opt = torch_optimizer(model.parameters(), 0.05)
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(batch[0]), batch[1])
+        losses.append(float(loss.detach()))
+        loss.backward()
+        opt.step()
+    assert report.losses == pytest.approx(losses, rel=1e-6)
+
+
 def test_overfit_one_batch_rejects_bad_settings():
     with pytest.raises(ConfigError, match="unknown optimizer 'lbfgs'"):
         overfit_one_batch(mlp(), random_batch(), optimizer="lbfgs")

@@ -18,7 +18,7 @@ from typing import Any
 
 import foveal
 from foveal.cli.config_file import read_config_file
-from foveal.errors import FovealError
+from foveal.errors import ConfigError, FovealError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -30,16 +30,42 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--model", "model", str, "model name (resnet9, small_cnn, mlp)"),
     ("--epochs", "epochs", int, "number of epochs"),
     ("--batch-size", "batch_size", int, "training batch size"),
-    ("--optimizer", "optimizer", str, "sgd, adam, adamw, rmsprop or adagrad"),
-    ("--lr", "lr", float, "peak learning rate"),
+    ("--train-subset", "train_subset", int, "train on a class-balanced subset of N images"),
+    ("--optimizer", "optimizer", str, "sgd, adam, adamw, rmsprop, adagrad or muon"),
+    ("--lr", "lr", float, "peak learning rate (muon: of the Muon matrices)"),
+    ("--adamw-lr", "adamw_lr", float, "muon: learning rate of the AdamW part (default: --lr)"),
     ("--momentum", "momentum", float, "SGD momentum"),
     ("--weight-decay", "weight_decay", float, "weight decay"),
-    ("--schedule", "schedule", str, "cosine, linear, step or constant"),
+    ("--lookahead-k", "lookahead_k", int, "wrap the optimizer in Lookahead with k steps (0: off)"),
+    ("--lookahead-alpha", "lookahead_alpha", float, "Lookahead slow step size"),
+    ("--schedule", "schedule", str, "cosine, linear, step, constant, multistep, exponential, "
+     "inverse_sqrt, one_cycle or plateau"),
     ("--warmup-epochs", "warmup_epochs", float, "linear warmup length in epochs"),
+    ("--final-lr-fraction", "final_lr_fraction", float,
+     "final rate as a fraction of --lr (cosine, linear, exponential)"),
+    ("--step-epochs", "step_epochs", int, "step schedule: epochs between decays"),
+    ("--gamma", "gamma", float, "decay factor (step, multistep, plateau)"),
+    ("--pct-start", "pct_start", float, "one_cycle: fraction of steps rising"),
+    ("--plateau-patience", "plateau_patience", int, "plateau: epochs without improvement"),
+    ("--grad-accum", "grad_accum", int, "accumulate gradients over N batches per step"),
     ("--label-smoothing", "label_smoothing", float, "label smoothing epsilon"),
+    ("--l1", "l1", float, "L1 penalty weight (with --l2: elastic net)"),
+    ("--l2", "l2", float, "L2 penalty weight added to the loss"),
+    ("--max-norm", "max_norm", float, "max-norm constraint on each unit's weights"),
+    ("--ema-decay", "ema_decay", float, "evaluate an EMA of the weights with this decay"),
     ("--grad-clip", "grad_clip", float, "clip the gradient norm to this value"),
     ("--crop-padding", "crop_padding", int, "random-crop padding in pixels (0: off)"),
     ("--cutout", "cutout", int, "cutout square side in pixels (0: off)"),
+    ("--rand-augment", "rand_augment_ops", int, "RandAugment: ops per image N (0: off)"),
+    ("--rand-augment-magnitude", "rand_augment_magnitude", int, "RandAugment: magnitude M"),
+    ("--mixup", "mixup", float, "mixup Beta(alpha, alpha) (0: off)"),
+    ("--cutmix", "cutmix", float, "CutMix Beta(alpha, alpha) (0: off)"),
+    ("--mix-prob", "mix_prob", float, "fraction of batches mixed"),
+    ("--init", "init", str, "default, xavier_uniform, xavier_normal, kaiming_uniform, "
+     "kaiming_normal, lecun_uniform or lecun_normal"),
+    ("--init-from", "init_from", str, "start from the weights of a model file or run folder"),
+    ("--backbone-lr-scale", "backbone_lr_scale", float,
+     "fine-tuning: the backbone's rate as a fraction of --lr"),
     ("--device", "device", str, "auto, cpu, cuda or mps"),
     ("--engine", "engine", str, "torch, or scratch: the NumPy engine (small_cnn, mlp)"),
     ("--seed", "seed", int, "random seed"),
@@ -48,6 +74,11 @@ _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
 _TRAIN_FLAGS: list[tuple[str, str, str]] = [
     ("--nesterov", "nesterov", "Nesterov momentum for SGD"),
     ("--flip", "flip", "random horizontal flips"),
+    ("--alternating-flip", "alternating_flip", "airbench's alternating flips"),
+    ("--decay-norm-and-bias", "decay_norm_and_bias", "weight decay on biases and norms too"),
+    ("--zero-init-residual", "zero_init_residual", "γ = 0 in each residual branch's last BN"),
+    ("--freeze-backbone", "freeze_backbone", "train the classifier head only"),
+    ("--tta-flip", "tta_flip", "average each test image's logits with its mirror's"),
     ("--bf16", "bf16", "bfloat16 autocast on CUDA"),
     ("--channels-last", "channels_last", "channels-last memory format"),
     ("--compile", "compile", "torch.compile the model"),
@@ -65,6 +96,16 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     for flag, dest, type_, help_ in _TRAIN_OPTIONS:
         p.add_argument(flag, dest=dest, type=type_, default=None, help=help_)
     p.add_argument("--width", type=int, default=None, help="resnet9 base width (64 original)")
+    p.add_argument("--model-option", dest="model_option", action="append", default=None,
+                   metavar="KEY=VALUE", help="a model option, VALUE as JSON (e.g. drop_path=0.1);"
+                   " repeatable")
+    p.add_argument("--milestones", type=float, nargs="+", default=None,
+                   help="multistep: decay points as fractions of the post-warmup steps")
+    p.add_argument("--color-jitter", type=float, nargs="+", default=None, metavar="S",
+                   help="colour jitter: one strength for brightness, contrast and saturation, "
+                   "or four values with hue")
+    p.add_argument("--head", nargs="+", default=None,
+                   help="module name(s) of the classifier head (default: the last Linear)")
     for flag, dest, help_ in _TRAIN_FLAGS:
         p.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                        help=help_)
@@ -84,11 +125,45 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         changes.update(read_config_file(args.config))
     dests = [d for _, d, _, _ in _TRAIN_OPTIONS] + [d for _, d, _ in _TRAIN_FLAGS]
     changes.update({d: getattr(args, d) for d in dests if getattr(args, d) is not None})
+    for name in ("milestones", "head"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.color_jitter is not None:
+        changes["color_jitter"] = _color_jitter(args.color_jitter)
+    options = changes.get("model_options", config.model_options)
+    if "model" in changes and changes["model"] != config.model and "model_options" not in changes:
+        options = {}
     if args.width is not None:
-        changes["model_options"] = {**config.model_options, "width": args.width}
-    elif "model" in changes and changes["model"] != config.model:
-        changes.setdefault("model_options", {})
+        options = {**options, "width": args.width}
+    options = {**options, **_model_options(args.model_option or [])}
+    if options != config.model_options:
+        changes["model_options"] = options
     return config.replace(**changes)
+
+
+def _color_jitter(values: list[float]) -> list[float]:
+    if len(values) == 1:
+        return [values[0]] * 3 + [0.0]
+    if len(values) == 4:
+        return list(values)
+    raise ConfigError(
+        f"--color-jitter expects 1 value (brightness = contrast = saturation) or 4 "
+        f"(with hue), got {len(values)}"
+    )
+
+
+def _model_options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with JSON values (bare words are strings)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--model-option expects KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def _default_run_dir(config: Any, label: str | None) -> Path:
@@ -370,9 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_sfm)
 
-    from foveal.cli import coco, data, detect, models
+    from foveal.cli import coco, data, detect, diagnose, models, search
 
-    for module in (coco, data, detect, models):
+    for module in (coco, data, detect, models, diagnose, search):
         module.register(sub)
     return parser
 

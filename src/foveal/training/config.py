@@ -61,7 +61,8 @@ class TrainConfig:
         grad_clip: clip the global gradient L2 norm to this value (``None``: off).
     Regularisation (:mod:`foveal.training.regularization`):
         label_smoothing: ε of the smoothed cross-entropy target ``(1 − ε) onehot + ε / K``.
-        l1, l2: add ``l1 Σ|w| + l2 Σ w²`` over the weights to the loss (both: elastic net).
+        l1, l2: add ``l1 Σ|w| + (l2 / 2) Σ w²`` over the weights (``ndim >= 2``) to the loss
+            (both: elastic net; with SGD, ``l2`` equals ``weight_decay`` on those weights).
         max_norm: after each step rescale each unit's incoming weight vector to norm at most
             this (``None``: off).
         ema_decay: keep an exponential moving average of the weights with this decay and

@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foveal.errors import ConfigError, DataError
+from foveal.training.optimizers import build_optimizer
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batch = tuple[Tensor, Tensor]
 
-OPTIMIZER_NAMES: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: Modules whose output units count as dead when they are never positive over a batch.
 RELU_MODULES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
 
@@ -160,17 +160,21 @@ class OverfitReport:
     steps_taken: int
 
 
-def _make_optimizer(
-    name: str, params: Iterable[Tensor] | Iterable[dict], lr: float
-) -> torch.optim.Optimizer:
-    """``adam`` / ``adamw`` (torch defaults) or ``sgd`` (momentum 0.9) at learning rate ``lr``."""
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    raise ConfigError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")
+# What the checks build when given an optimiser name: torch's defaults (AdamW's weight decay
+# 0.01 included) except SGD, which gets the momentum nearly every real run uses.
+_OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
+    "sgd": {"momentum": 0.9},
+    "adamw": {"weight_decay": 0.01},
+}
+
+
+def default_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The optimiser the checks build for ``name``, over ``model``'s trainable parameters.
+
+    Built by :func:`foveal.training.optimizers.build_optimizer` (any of its names) with torch's
+    defaults, except ``sgd``, which gets momentum 0.9; ``lr`` is the learning rate.
+    """
+    return build_optimizer(name, model, lr=lr, **_OPTIMIZER_DEFAULTS.get(name, {}))
 
 
 def overfit_one_batch(
@@ -196,7 +200,8 @@ def overfit_one_batch(
         model, batch: as in :func:`initial_loss_check`.
         steps: maximum number of optimiser steps.
         lr: learning rate of the optimiser.
-        optimizer: one of :data:`OPTIMIZER_NAMES` (``sgd`` with momentum 0.9).
+        optimizer: a name of :data:`foveal.training.optimizers.OPTIMIZER_NAMES`, built with
+            torch's defaults except ``sgd`` (momentum 0.9).
         threshold: stop as soon as the loss is below this value.
         loss_fn: ``loss_fn(outputs, targets)`` returning a scalar.
     """
@@ -205,7 +210,7 @@ def overfit_one_batch(
         raise ConfigError(f"expected steps >= 1, got {steps!r}")
     _positive("lr", lr)
     _positive("threshold", threshold)
-    opt = _make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
+    opt = default_optimizer(optimizer, model, lr)
     was_training = model.training
     model.train()
     losses: list[float] = []
@@ -336,8 +341,7 @@ def lr_range_test(
     model_state = copy.deepcopy(model.state_dict())
     was_training = model.training
     if optimizer is None:
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = _make_optimizer("sgd", params, start_lr)
+        opt = default_optimizer("sgd", model, start_lr)
         opt_state = None
     else:
         opt = optimizer
