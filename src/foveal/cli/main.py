@@ -466,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         resume = getattr(args, "out", None) or getattr(args, "resume", None)
-        hint = f"; continue with: foveal train --resume {resume}" if resume else ""
+        resumable = args.command == "train"
+        hint = f"; continue with: foveal train --resume {resume}" if resume and resumable else ""
         print(f"foveal: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 

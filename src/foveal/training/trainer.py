@@ -200,6 +200,8 @@ class Trainer:
         train_set, test_set: datasets; loaded from ``config.dataset`` when omitted.
         progress: show a progress bar per epoch.
         log: where one-line messages go (default: standard error).
+        report: draw the plots and ``report.html`` at the end (``False`` writes
+            ``metrics.json`` only, e.g. for the many runs of a hyper-parameter search).
     """
 
     def __init__(
@@ -211,8 +213,10 @@ class Trainer:
         test_set: ArrayDataset | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        report: bool = True,
     ) -> None:
         self.config = config
+        self.report = report
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
@@ -530,9 +534,7 @@ class Trainer:
         result = getattr(self, "last_eval", None)
         if result is None:  # resumed after the last epoch had already finished
             result = self.evaluate()
-        lrs = planned_lr_curve(self.config, self.optimizer_steps_per_epoch, self.history)
-        lr_plot = plot_lr_schedule(lrs, self.run_dir / "plots" / "lr.png",
-                                   title=f"learning rate ({self.config.schedule})")
+
         train_images = sum(r["train_images"] for r in self.history)
         train_time = sum(r["train_time_s"] for r in self.history)
         last = self.history[-1]
@@ -548,6 +550,12 @@ class Trainer:
             "test_size": len(self.test_set), "torch_version": torch.__version__,
             "threads": torch.get_num_threads(),
         }
+        if not self.report:
+            atomic_write_json(self.run_dir / "metrics.json", metrics)
+            return RunResult(self.run_dir, metrics, self.history, result)
+        lrs = planned_lr_curve(self.config, self.optimizer_steps_per_epoch, self.history)
+        lr_plot = plot_lr_schedule(lrs, self.run_dir / "plots" / "lr.png",
+                                   title=f"learning rate ({self.config.schedule})")
         metrics = write_classification_report(
             self.run_dir, metrics=metrics, evaluation=result, dataset=self.test_set,
             history=self.history, config=self.config.to_json(),
@@ -600,8 +608,11 @@ def train(
     train_set: ArrayDataset | None = None,
     test_set: ArrayDataset | None = None,
     progress: bool = True,
+    report: bool = True,
 ) -> RunResult:
     """Train (or, with ``resume``, continue) a run in ``run_dir`` and return its result.
+
+    ``report=False`` skips the plots and ``report.html`` (``metrics.json`` is still written).
 
     A fresh run refuses a ``run_dir`` that already holds a checkpoint, so finished work is never
     overwritten by accident; pass ``resume=True`` to continue it.
@@ -616,7 +627,8 @@ def train(
         raise FovealError(
             f"{str(run_dir)!r} already holds a run: expected a new folder, or resume it"
         )
-    trainer = Trainer(config, run_dir, train_set=train_set, test_set=test_set, progress=progress)
+    trainer = Trainer(config, run_dir, train_set=train_set, test_set=test_set, progress=progress,
+                      report=report)
     if resume:
         trainer.restore()
     return trainer.fit()

@@ -285,7 +285,7 @@ def run_search(
         runs.append(record)
         try:
             result = train(config, run_dir, train_set=train_set, test_set=test_set,
-                           progress=progress)
+                           progress=progress, report=False)
         except TrainingError as error:
             record["error"] = str(error)
             value = math.nan
