@@ -1,4 +1,5 @@
-"""Every Python example in docs/geometry, docs/detection and docs/models.md runs as written.
+"""Every Python example in docs/geometry, docs/detection, docs/models.md and docs/training.md
+runs as written.
 
 The pages print what they claim.
 
@@ -14,9 +15,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 PAGES = sorted((REPO / "docs" / "geometry").glob("*.md")) + sorted(
-    (REPO / "docs" / "detection").glob("*.md")) + [REPO / "docs" / "models.md"]
+    (REPO / "docs" / "detection").glob("*.md")) + [REPO / "docs" / "models.md",
+                                                    REPO / "docs" / "training.md"]
 # page → the folder its example runs in (its relative file names are read there)
 WORKDIR = {"ransac_homography.md": SHARED_DATA / "oxford_affine_graf" / "graf"}
+# pages whose examples write run folders run in a temporary folder
+RUN_IN_TMP = {"training.md"}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[f"{p.parent.name}/{p.name}" for p in PAGES])
@@ -27,7 +31,7 @@ def test_docs_examples_run(page, tmp_path, monkeypatch, capsys):
         pytest.skip(f"{page.name} has no Python example")
     if "shared/data" in "".join(blocks) and not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not found (present on the project's machines only)")
-    workdir = WORKDIR.get(page.name, REPO)
+    workdir = tmp_path if page.name in RUN_IN_TMP else WORKDIR.get(page.name, REPO)
     if not workdir.is_dir():
         pytest.skip(f"{workdir} not found")
     monkeypatch.chdir(workdir)
