@@ -22,7 +22,7 @@ from foveal.data.datasets import load_dataset
 from foveal.data.loader import InMemoryLoader
 from foveal.errors import ConfigError, FovealError
 from foveal.training import diagnostics as dg
-from foveal.training.diagnostics import LayerStats
+from foveal.training.diagnostics import LayerStats, flag_gradient_layers
 
 FAST = ["--model", "mlp", "--model-option", "hidden=[32]", "--model-option", "dropout=0.0",
         "--batch-size", "16", "--overfit-steps", "150", "--steps", "20", "--device", "cpu"]
@@ -151,9 +151,9 @@ def stats(stds):
 
 def test_gradient_flags_against_the_geometric_mean():
     # finite positive scales 1e-4, 1, 1, 1e4: geometric mean 1; ratio 100 → (1e-2, 1e2)
-    vanishing, exploding = diagnose.flag_gradient_layers(
+    vanishing, exploding = flag_gradient_layers(
         stats([1e-4, 1.0, None, 1.0, 1e4, 0.0, math.inf]), ratio=100.0)
     assert vanishing == ["l0", "l5"] and exploding == ["l4", "l6"]
-    assert diagnose.flag_gradient_layers(stats([1e-4, 1.0, 1e4]), ratio=1e5) == ([], [])
+    assert flag_gradient_layers(stats([1e-4, 1.0, 1e4]), ratio=1e5) == ([], [])
     with pytest.raises(ConfigError, match="ratio > 1"):
-        diagnose.flag_gradient_layers(stats([1.0]), ratio=1.0)
+        flag_gradient_layers(stats([1.0]), ratio=1.0)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,57 +23,6 @@ from typing import Any
 from foveal.errors import ConfigError, TrainingError
 
 TOOLS: tuple[str, ...] = ("all", "initial-loss", "overfit", "lr-range", "layers")
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-def flag_gradient_layers(
-    stats: Sequence[Any], ratio: float = 100.0
-) -> tuple[list[str], list[str]]:
-    """Layers whose weight gradients look vanishing or exploding, ``(vanishing, exploding)``.
-
-    The per-element gradient scale of a layer is its ``weight_grad_std`` (independent of the
-    layer's size, unlike the norm). With ``g_ref`` the geometric mean of the finite, positive
-    scales, a layer is *vanishing* when its scale is 0 or below ``g_ref / ratio`` and
-    *exploding* when it is not finite or above ``g_ref · ratio`` (Glorot & Bengio, AISTATS 2010,
-    §4: backpropagated gradients shrinking or growing geometrically with depth).
-
-    Args:
-        stats: :class:`foveal.training.diagnostics.LayerStats` from ``layer_statistics``.
-        ratio: allowed spread around ``g_ref``, > 1.
-    """
-    if not ratio > 1:
-        raise ConfigError(f"expected a gradient ratio > 1, got {ratio}")
-    scales = {s.name: s.weight_grad_std for s in stats if s.weight_grad_std is not None}
-    good = [g for g in scales.values() if math.isfinite(g) and g > 0]
-    ref = math.exp(sum(math.log(g) for g in good) / len(good)) if good else 0.0
-    vanishing = [n for n, g in scales.items() if g == 0 or (ref > 0 and g < ref / ratio)]
-    exploding = [n for n, g in scales.items() if not math.isfinite(g) or (ref > 0 and g > ref
-                                                                         * ratio)]
-    return vanishing, exploding
-
-
-def plot_overfit(losses: Sequence[float], threshold: float, path: str | os.PathLike[str]) -> Path:
-    """The loss of the one batch against optimiser step (log axis), the target dashed."""
-    from matplotlib.figure import Figure
-
-    from foveal.report.plots import _save
-
-    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    steps = list(range(len(losses)))
-    positive = [(s, v) for s, v in zip(steps, losses, strict=True) if math.isfinite(v) and v > 0]
-    if positive:
-        ax.plot(*zip(*positive, strict=True), color="#1f77b4", linewidth=1.5, label="loss")
-        ax.set_yscale("log")
-    ax.axhline(threshold, color="#d62728", linestyle="--", label=f"target {threshold:g}")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss on the batch")
-    ax.set_title("overfit one batch")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- the command
@@ -149,7 +96,7 @@ def run_checks(args: argparse.Namespace) -> dict[str, Any]:
     if "layers" in tools:
         model = fresh_model()
         stats = dg.layer_statistics(model, batch)
-        vanishing, exploding = flag_gradient_layers(stats, args.grad_ratio)
+        vanishing, exploding = dg.flag_gradient_layers(stats, args.grad_ratio)
         record["layers"] = {
             "stats": [dataclasses.asdict(s) for s in stats],
             "dead_relu_fraction": dg.dead_relu_fraction(model, batch),
@@ -177,7 +124,7 @@ def failures(record: dict[str, Any]) -> list[str]:
 def write_outputs(record: dict[str, Any], out: Path) -> Path:
     """``metrics.json``, the plots and ``report.html`` in ``out``; returns the report's path."""
     from foveal.atomic import atomic_write_json
-    from foveal.report.diagnostics import plot_layer_statistics, plot_lr_range
+    from foveal.report.diagnostics import plot_layer_statistics, plot_lr_range, plot_overfit
     from foveal.report.html import Table, write_report
     from foveal.training.diagnostics import LayerStats, LRRangeResult
 

@@ -6,6 +6,7 @@ written atomically, as in :mod:`foveal.report.plots`. Layer names are drawn lite
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,4 +85,22 @@ def plot_layer_statistics(stats: Sequence[LayerStats], path: str | os.PathLike[s
         ax.grid(True, alpha=0.3)
     if not stats:
         act_ax.text(0.5, 0.5, "no layers", ha="center", va="center", transform=act_ax.transAxes)
+    return _save(fig, path)
+
+
+def plot_overfit(losses: Sequence[float], threshold: float, path: str | os.PathLike[str]) -> Path:
+    """The loss of the one batch against optimiser step (log axis), the target dashed."""
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    steps = list(range(len(losses)))
+    positive = [(s, v) for s, v in zip(steps, losses, strict=True) if math.isfinite(v) and v > 0]
+    if positive:
+        ax.plot(*zip(*positive, strict=True), color="#1f77b4", linewidth=1.5, label="loss")
+        ax.set_yscale("log")
+    ax.axhline(threshold, color="#d62728", linestyle="--", label=f"target {threshold:g}")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss on the batch")
+    ax.set_title("overfit one batch")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
     return _save(fig, path)

@@ -545,6 +545,32 @@ def layer_statistics(
     return stats
 
 
+def flag_gradient_layers(
+    stats: Sequence[LayerStats], ratio: float = 100.0
+) -> tuple[list[str], list[str]]:
+    """Layers whose weight gradients look vanishing or exploding, ``(vanishing, exploding)``.
+
+    The per-element gradient scale of a layer is its ``weight_grad_std`` (independent of the
+    layer's size, unlike the norm). With ``g_ref`` the geometric mean of the finite, positive
+    scales, a layer is *vanishing* when its scale is 0 or below ``g_ref / ratio`` and
+    *exploding* when it is not finite or above ``g_ref · ratio`` (Glorot & Bengio, AISTATS 2010,
+    §4: backpropagated gradients shrinking or growing geometrically with depth).
+
+    Args:
+        stats: :class:`foveal.training.diagnostics.LayerStats` from ``layer_statistics``.
+        ratio: allowed spread around ``g_ref``, > 1.
+    """
+    if not ratio > 1:
+        raise ConfigError(f"expected a gradient ratio > 1, got {ratio}")
+    scales = {s.name: s.weight_grad_std for s in stats if s.weight_grad_std is not None}
+    good = [g for g in scales.values() if math.isfinite(g) and g > 0]
+    ref = math.exp(sum(math.log(g) for g in good) / len(good)) if good else 0.0
+    vanishing = [n for n, g in scales.items() if g == 0 or (ref > 0 and g < ref / ratio)]
+    exploding = [n for n, g in scales.items() if not math.isfinite(g) or (ref > 0 and g > ref
+                                                                         * ratio)]
+    return vanishing, exploding
+
+
 # --------------------------------------------------------------------------- transfer learning
 
 
