@@ -27,7 +27,7 @@ EXIT_INTERRUPTED = 130
 _TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--data", "dataset", str, "dataset name (digits, mnist, cifar10) or image-folder path"),
     ("--data-root", "data_root", str, "where mnist/cifar10 files live (default: user cache)"),
-    ("--model", "model", str, "model name (resnet9, small_cnn, mlp)"),
+    ("--model", "model", str, "model name (see: foveal models list)"),
     ("--epochs", "epochs", int, "number of epochs"),
     ("--batch-size", "batch_size", int, "training batch size"),
     ("--train-subset", "train_subset", int, "train on a class-balanced subset of N images"),
