@@ -236,3 +236,66 @@ def test_parameter_shapes_match_torchvision(name):
     ours = sorted(tuple(p.shape) for p in create(name).parameters())
     theirs = sorted(tuple(p.shape) for p in getattr(models, name)(weights=None).parameters())
     assert ours == theirs
+
+
+def resnet18_cifar_closed_form(num_classes: int, in_channels: int = 3) -> int:
+    """Parameters of ResNet-18 with the 3×3 CIFAR stem, summed layer by layer: a k×k conv
+    C → C' has k²CC' weights, a BN 2C' (γ, β), the linear 512K + K."""
+    total = 9 * in_channels * 64 + 2 * 64  # stem conv 3×3 + BN
+    c_in = 64
+    for i, width in enumerate((64, 128, 256, 512)):
+        for j in range(2):
+            total += 9 * c_in * width + 2 * width + 9 * width * width + 2 * width
+            if i > 0 and j == 0:  # projection shortcut: conv 1×1/2 + BN
+                total += c_in * width + 2 * width
+            c_in = width
+    return total + 512 * num_classes + num_classes
+
+
+def test_resnet18_cifar_parameter_count_is_closed_form():
+    # 11,173,962 for 10 classes: the count of kuangliu/pytorch-cifar's ResNet18, i.e. the
+    # ImageNet resnet18 (11,689,512) − (7·7 − 3·3)·3·64 stem weights − 990·513 head parameters.
+    expected = resnet18_cifar_closed_form(10)
+    assert expected == 11_173_962 == IMAGENET_COUNTS["resnet18"] - 40 * 3 * 64 - 990 * 513
+    assert meta_count("resnet18_cifar") == expected
+    assert get_model_entry("resnet18_cifar").params == expected
+    assert meta_count("resnet18_cifar", num_classes=100, in_channels=1) == (
+        resnet18_cifar_closed_form(100, in_channels=1))
+
+
+def test_resnet18_cifar_stem_keeps_32x32_and_stages_halve_to_4x4():
+    model = create("resnet18_cifar").eval()
+    stem = model.stem[0]
+    assert (stem.kernel_size, stem.stride) == ((3, 3), (1, 1))
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    sizes = []
+    x = model.stem(torch.randn(1, 3, 32, 32))
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        x = layer(x)
+        sizes.append(tuple(x.shape[1:]))
+    assert sizes == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4)]
+
+
+def test_resnet18_cifar_forward_backward_and_single_channel():
+    torch.manual_seed(0)
+    model = build_model("resnet18_cifar", in_channels=1, num_classes=5, image_size=8)
+    out = model(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 5)
+    out.square().sum().backward()
+    grad = model.stem[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_resnet18_cifar_too_small_and_wrong_channels():
+    with pytest.raises(ConfigError, match="resnet18_cifar needs images of at least 8×8"):
+        build_model("resnet18_cifar", in_channels=3, num_classes=10, image_size=4)
+    model = create("resnet18_cifar").eval()
+    with pytest.raises(ConfigError, match="at least 8×8, got 4×4"):
+        model(torch.randn(1, 3, 4, 4))
+    with pytest.raises(ConfigError, match=r"\(N, 3, H, W\), got \(1, 1, 32, 32\)"):
+        model(torch.randn(1, 1, 32, 32))
+
+
+def test_unknown_resnet_stem():
+    with pytest.raises(ConfigError, match="stem must be 'imagenet' or 'cifar', got 'tiny'"):
+        ResNet(BasicBlock, (2, 2, 2, 2), stem="tiny")

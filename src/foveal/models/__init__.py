@@ -6,6 +6,7 @@ in :mod:`foveal.models.registry`.
 
 # importing an architecture module registers its builders
 from foveal.models import (  # noqa: F401
+    airbench,
     alexnet,
     convnext,
     densenet,

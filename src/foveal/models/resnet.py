@@ -41,6 +41,10 @@ Variants:
   the authors' ImageNet code (facebook/fb.resnet.torch, models/preresnet.lua): the stem keeps its
   BN-ReLU, so the first block of ``layer1`` has no input BN; a projection shortcut (1×1 conv,
   no BN) reads the pre-activated input; identity shortcuts read ``x`` itself.
+- ResNet-18 for 32×32 inputs (``resnet18_cifar``): the ImageNet stages and widths behind a
+  3×3/1 conv → 64, BN, ReLU stem without max-pool, so ``layer1`` sees the full 32×32 and
+  ``layer4`` 4×4. The widely used CIFAR variant (kuangliu/pytorch-cifar, ``models/resnet.py``);
+  11,173,962 parameters for 10 classes.
 - CIFAR ResNets (He et al. 2016, §4.2): a 3×3 conv → 16, three stages of ``n`` basic blocks of
   widths 16, 32, 64 (feature maps 32, 16, 8), global average pool, linear; depth ``6n + 2``.
   The paper uses identity shortcuts everywhere ("option A"): where the width doubles, the
@@ -71,6 +75,8 @@ __all__ = ["BasicBlock", "Bottleneck", "CifarResNet", "PadShortcut", "PreActBasi
 IMAGENET_MIN_SIZE = 32
 # The CIFAR networks downsample by 4 (two strided stages).
 CIFAR_MIN_SIZE = 4
+# ResNet-18 with the CIFAR stem downsamples by 8 (three strided stages).
+CIFAR_STEM_MIN_SIZE = 8
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -241,24 +247,35 @@ class ResNet(nn.Module):
         groups, width_per_group: ResNeXt cardinality and group width (bottleneck only).
         se_reduction: squeeze-and-excitation reduction ratio (None: no SE).
         zero_init_residual: zero γ of the last BN in every residual branch.
+        stem: ``"imagenet"`` (conv 7×7/2, BN, ReLU, max-pool 3×3/2: inputs ≥ 32) or ``"cifar"``
+            (conv 3×3/1, BN, ReLU, no pooling: inputs ≥ 8).
         name: used in error messages.
     """
 
     def __init__(self, block: type[BasicBlock | Bottleneck], layers: Sequence[int], *,
                  in_channels: int = 3, num_classes: int = 1000, groups: int = 1,
                  width_per_group: int = 64, se_reduction: int | None = None,
-                 zero_init_residual: bool = False, name: str = "resnet") -> None:
+                 zero_init_residual: bool = False, stem: str = "imagenet",
+                 name: str = "resnet") -> None:
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ConfigError(f"{name} expects 4 positive stage depths, got {list(layers)}")
+        if stem not in ("imagenet", "cifar"):
+            raise ConfigError(f"{name} stem must be 'imagenet' or 'cifar', got {stem!r}")
         if block is BasicBlock and (groups != 1 or width_per_group != 64):
             raise ConfigError(f"{name}: basic blocks support groups=1, width_per_group=64 only, "
                               f"got groups={groups}, width_per_group={width_per_group}")
         self.name = name
         self.in_channels = in_channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+        if stem == "imagenet":
+            self.min_size = IMAGENET_MIN_SIZE
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+        else:
+            self.min_size = CIFAR_STEM_MIN_SIZE
+            self.stem = nn.Sequential(conv3x3(in_channels, 64), nn.BatchNorm2d(64),
+                                      nn.ReLU(inplace=True))
         extra = ({} if block is BasicBlock
                  else {"groups": groups, "width_per_group": width_per_group})
         c_in = 64
@@ -280,8 +297,9 @@ class ResNet(nn.Module):
         init_resnet(self, zero_init_residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(N, C, H, W)``, ``H, W ≥ 32`` → logits ``(N, num_classes)``."""
-        check_images(x, self.name, self.in_channels, IMAGENET_MIN_SIZE)
+        """``x``: ``(N, C, H, W)``, ``H, W ≥ 32`` (``"cifar"`` stem: ≥ 8) → logits
+        ``(N, num_classes)``."""
+        check_images(x, self.name, self.in_channels, self.min_size)
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
         return self.fc(torch.flatten(self.pool(x), 1))
 
@@ -537,6 +555,18 @@ def preact_resnet50(*, in_channels: int = 3, num_classes: int = 1000,
     check_image_size("preact_resnet50", image_size, IMAGENET_MIN_SIZE)
     return PreActResNet(PreActBottleneck, (3, 4, 6, 3), in_channels=in_channels,
                         num_classes=num_classes, name="preact_resnet50")
+
+
+@register_model("resnet18_cifar", family="resnet", image_size=32,
+                description="ResNet-18 for 32×32 images (3×3/1 stem, no max-pool)",
+                params=11_173_962,
+                source="kuangliu/pytorch-cifar models/resnet.py ResNet18; exact for 10 classes")
+def resnet18_cifar(*, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+                   zero_init_residual: bool = False) -> ResNet:
+    """ResNet-18 with a 3×3 stride-1 stem and no max-pool (feature maps 32, 16, 8, 4)."""
+    check_image_size("resnet18_cifar", image_size, CIFAR_STEM_MIN_SIZE)
+    return ResNet(BasicBlock, (2, 2, 2, 2), in_channels=in_channels, num_classes=num_classes,
+                  zero_init_residual=zero_init_residual, stem="cifar", name="resnet18_cifar")
 
 
 @register_model("resnet20", family="resnet", image_size=32,
