@@ -124,11 +124,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from foveal.atomic import atomic_write_png
-    from foveal.detection.train import load_detector, predict, read_rgb_image
+    from foveal.data.image_file import read_image_file
+    from foveal.detection.train import load_detector, predict
     from foveal.report.detector import draw_detections
 
     model, spec = load_detector(args.model)
-    images = [read_rgb_image(Path(p)) for p in args.images]
+    images = [read_image_file(p, op="foveal detect predict") for p in args.images]
     detections = predict(model, images, image_size=spec.image_size,
                          score_threshold=args.score_threshold)
     rows = []

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from foveal.atomic import atomic_write_json, atomic_write_text
+from foveal.data.image_file import read_image_file
 from foveal.detection.coco import load_coco, load_detections
 from foveal.detection.coco_eval import STAT_NAMES, CocoEvaluation, evaluate_coco
 from foveal.detection.faster_rcnn import LOSS_NAMES, FasterRCNN, FasterRCNNConfig
@@ -73,7 +74,6 @@ __all__ = [
     "load_detection_data",
     "load_detector",
     "predict",
-    "read_rgb_image",
     "train_detector",
 ]
 
@@ -265,19 +265,6 @@ def _shapes_data(split: str, n: int, image_size: int) -> DetectionData:
                                     image_size)
 
 
-def read_rgb_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """The image file at ``path`` as ``(H, W, 3)`` uint8 RGB; DataError if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError as exc:
-        raise DataError(f"image not found: expected a file at {str(path)!r}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: expected a readable image, got {exc}") from exc
-
-
 def _image_dir_for(json_path: Path, gt: Mapping[str, Any]) -> Path:
     """The folder holding the JSON's images: ``images/`` beside it, the split's folder
     (``instances_val2017.json`` → ``../val2017``) or the JSON's own folder."""
@@ -307,8 +294,10 @@ def _coco_file_data(name: str, json_path: Path, image_size: int,
     if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
         raise DataError(f"{json_path}: expected a COCO object with an 'images' list")
     folder = _image_dir_for(json_path, gt)
-    return detection_data_from_coco(name, gt, lambda rec: read_rgb_image(folder / rec["file_name"]),
-                                    image_size, progress)
+    def read(rec: Mapping[str, Any]) -> np.ndarray:
+        return read_image_file(folder / rec["file_name"], op="load_detection_data")
+
+    return detection_data_from_coco(name, gt, read, image_size, progress)
 
 
 def resolve_annotations(source: str | os.PathLike[str]) -> dict[str, Path]:

@@ -8,7 +8,6 @@ convention). Grey is BT.601 luma, ``Y = 0.299 R + 0.587 G + 0.114 B``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,23 +24,9 @@ def read_image(path: str | os.PathLike[str], *, grey: bool = False,
     Raises :class:`~foveal.errors.GeometryError` naming the file when it is missing, unreadable
     or not an image (``op`` names the calling function in that message).
     """
-    from PIL import Image, UnidentifiedImageError
+    from foveal.data.image_file import read_image_file
 
-    p = Path(path)
-    try:
-        with Image.open(p) as img:
-            array = np.asarray(img.convert("L" if grey else "RGB"))
-    except FileNotFoundError:
-        raise GeometryError(f"{op}: expected an existing image file, got '{p}' (not found)") \
-            from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise GeometryError(f"{op}: expected a readable image file, got '{p}' "
-                            f"({exc.strerror})") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        size = p.stat().st_size if p.is_file() else 0
-        raise GeometryError(f"{op}: expected a readable image file, got '{p}' ({size} bytes, "
-                            f"corrupt or not an image: {type(exc).__name__})") from None
-    return np.ascontiguousarray(array)
+    return read_image_file(path, grey=grey, error=GeometryError, op=op)
 
 
 def to_grey(image: ArrayLike, *, op: str = "to_grey", name: str = "image") -> np.ndarray:
