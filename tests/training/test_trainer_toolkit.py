@@ -277,8 +277,73 @@ def test_train_subset_is_class_balanced(digits_pair):
     ({"freeze_backbone": True, "backbone_lr_scale": 0.1}, "has no effect"),
     ({"milestones": [0.8, 0.4]}, "increasing fractions"),
     ({"color_jitter": [0.4, 0.4]}, r"\[brightness, contrast, saturation, hue\]"),
+    ({"grad_accum": 2, "checkpoint_every": 3}, "multiple of grad_accum"),
+    ({"optimizer": "muon", "decay_norm_and_bias": False}, "decays all its parameters alike"),
+    ({"engine": "scratch", "model": "small_cnn", "backbone_lr_scale": 0.5},
+     "scratch engine does not"),
     ({"engine": "scratch", "model": "small_cnn", "mixup": 0.2}, "scratch engine does not"),
 ])
 def test_incompatible_settings_are_refused_with_a_reason(changes, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{**MLP, **changes})
+
+
+def test_resume_does_not_need_the_transfer_source(tmp_path, digits_pair):
+    # the checkpoint holds every weight: a moved or deleted --init-from source must not matter
+    fit(TrainConfig(**{**MLP, "epochs": 1}), tmp_path / "source", digits_pair)
+    cfg = TrainConfig(**{**MLP, "epochs": 2, "checkpoint_every": 4},
+                      init_from=str(tmp_path / "source"))
+    trainer = Trainer(cfg, tmp_path / "run", train_set=digits_pair[0], test_set=digits_pair[1],
+                      progress=False)
+    step = trainer.train_step
+
+    def crash(x, y, **kw):
+        if trainer.step == 9:
+            raise KeyboardInterrupt
+        return step(x, y, **kw)
+
+    trainer.train_step = crash
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    (tmp_path / "source" / "model.safetensors").unlink()
+    (tmp_path / "source" / "checkpoint.safetensors").unlink()
+    train(cfg, tmp_path / "run", resume=True, train_set=digits_pair[0], test_set=digits_pair[1],
+          progress=False)
+
+
+def test_a_head_name_that_is_not_a_module_is_refused(tmp_path, digits_pair):
+    fit(TrainConfig(**{**MLP, "epochs": 1}), tmp_path / "source", digits_pair)
+    for head in (["classifier"], ["net.4.weight"]):
+        cfg = TrainConfig(**MLP, init_from=str(tmp_path / "source"), head=head)
+        with pytest.raises(ConfigError, match="to name a module with parameters"):
+            Trainer(cfg, tmp_path / "t", train_set=digits_pair[0], test_set=digits_pair[1],
+                    progress=False)
+
+
+def test_plateau_checkpoint_header_is_strict_json(tmp_path, digits_pair):
+    cfg = TrainConfig(**MLP, schedule="plateau")
+    fit(cfg, tmp_path / "run", digits_pair)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    json.loads(json.dumps(ckpt.doc), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+
+
+def test_flip_tta_is_kept_by_the_exported_classifier(tmp_path, digits_pair):
+    from foveal.models.classifier import Classifier
+    from foveal.training.evaluate import evaluate_classifier
+
+    result = fit(TrainConfig(**{**MLP, "epochs": 1}, tta_flip=True), tmp_path / "run",
+                 digits_pair)
+    classifier = Classifier.from_file(tmp_path / "run", device="cpu")
+    assert classifier.tta_flip
+    metrics, _ = evaluate_classifier(classifier, digits_pair[1])
+    assert metrics["test_accuracy"] == result.metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"train_subset": 600}, "smaller than the training set"),
+    ({"grad_accum": 50}, "at most the 18 batches"),
+])
+def test_settings_that_do_not_fit_the_data_are_refused(tmp_path, digits_pair, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Trainer(TrainConfig(**MLP, **changes), tmp_path, train_set=digits_pair[0],
+                test_set=digits_pair[1], progress=False)

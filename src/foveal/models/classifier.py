@@ -41,14 +41,19 @@ def find_model_file(path: str | os.PathLike[str]) -> Path:
 
 
 class Classifier:
-    """A network in eval mode and the :class:`ModelSpec` that describes its inputs."""
+    """A network in eval mode and the :class:`ModelSpec` that describes its inputs.
+
+    ``tta_flip`` averages the logits of each image and its mirror, as training evaluated a
+    model trained with ``tta_flip`` (read from the file's config by :meth:`from_file`).
+    """
 
     def __init__(self, model: torch.nn.Module, spec: ModelSpec, *, path: Path | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", tta_flip: bool = False) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.spec = spec
         self.path = path
+        self.tta_flip = tta_flip
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, device: str = "auto") -> Classifier:
@@ -63,7 +68,8 @@ class Classifier:
         except Exception as exc:
             raise CheckpointError(f"{path}: cannot build model {spec.name!r}: {exc}") from exc
         ckpt.load_model(model)
-        return cls(model, spec, path=path, device=select_device(device))
+        tta_flip = bool(ckpt.state.get("config", {}).get("tta_flip", False))
+        return cls(model, spec, path=path, device=select_device(device), tta_flip=tta_flip)
 
     @property
     def classes(self) -> list[str]:
@@ -112,7 +118,11 @@ class Classifier:
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
-        return self.model((x - mean) / std).float().softmax(1).cpu().numpy()
+        x = (x - mean) / std
+        logits = self.model(x).float()
+        if self.tta_flip:  # as the model was evaluated in training
+            logits = 0.5 * (logits + self.model(x.flip(-1)).float())
+        return logits.softmax(1).cpu().numpy()
 
 
 def _open(path: ImageInput) -> Image.Image:

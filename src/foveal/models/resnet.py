@@ -231,9 +231,9 @@ def init_resnet(model: nn.Module, zero_init_residual: bool) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     if zero_init_residual:
-        for m in model.modules():
-            if isinstance(m, BasicBlock | Bottleneck):
-                nn.init.zeros_(m.last_bn.weight)
+        from foveal.models.init import zero_init_last_bn
+
+        zero_init_last_bn(model)
 
 
 class ResNet(nn.Module):

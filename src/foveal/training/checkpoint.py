@@ -27,6 +27,7 @@ execute code on load, unlike pickle-based ``torch.save``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -115,7 +116,8 @@ def set_rng_state(tensors: dict[str, torch.Tensor], doc: dict[str, Any]) -> None
 
 
 def encode_tree(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
-    """JSON-able form of a nested state dict; its tensors go to ``tensors`` under ``prefix/…``."""
+    """JSON-able form of a nested state dict; its tensors go to ``tensors`` under ``prefix/…``
+    and non-finite floats become ``{"__float__": "inf"}``, so the header is strict JSON."""
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = _cpu(obj)
         return {"__tensor__": prefix}
@@ -124,6 +126,8 @@ def encode_tree(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
                              for k, v in obj.items()]}
     if isinstance(obj, list | tuple):
         return [encode_tree(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):  # strict JSON has no inf / NaN
+        return {"__float__": repr(obj)}
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     raise CheckpointError(
@@ -135,6 +139,8 @@ def encode_tree(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
 def decode_tree(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """Inverse of :func:`encode_tree` (tuples come back as lists)."""
     if isinstance(obj, dict):
+        if "__float__" in obj:
+            return float(obj["__float__"])
         if "__tensor__" in obj:
             name = obj["__tensor__"]
             if name not in tensors:
@@ -204,7 +210,7 @@ def save_checkpoint(
     if optimizer is not None:
         doc["optimizer"] = {"tree": encode_tree(optimizer.state_dict(), "optim", tensors)}
     if scheduler is not None:
-        doc["scheduler"] = scheduler.state_dict()
+        doc["scheduler"] = encode_tree(scheduler.state_dict(), "scheduler", tensors)
     if include_rng and optimizer is not None:
         rng_tensors, doc["rng"] = rng_state()
         tensors.update(rng_tensors)
@@ -282,7 +288,10 @@ class Checkpoint:
             )
         _load_optimizer_state(optimizer, self.tensors, self.doc["optimizer"])
         if scheduler is not None and "scheduler" in self.doc:
-            scheduler.load_state_dict(self.doc["scheduler"])
+            state = self.doc["scheduler"]
+            if self.doc.get("format_version", 1) >= 2:
+                state = decode_tree(state, self.tensors)
+            scheduler.load_state_dict(state)
         if restore_rng and "rng" in self.doc:
             set_rng_state(self.tensors, self.doc["rng"])
 

@@ -65,8 +65,9 @@ class TrainConfig:
             (both: elastic net; with SGD, ``l2`` equals ``weight_decay`` on those weights).
         max_norm: after each step rescale each unit's incoming weight vector to norm at most
             this (``None``: off).
-        ema_decay: keep an exponential moving average of the weights with this decay and
-            evaluate and export it (0: off).
+        ema_decay: keep an exponential moving average of the weights with this decay (and
+            TensorFlow's warmup ``min(d, (1 + n)/(10 + n))``), and evaluate and export it
+            (0: off).
         Dropout, stochastic depth and DropConnect are model options (``model_options``).
     Augmentation (training batches only, :mod:`foveal.data.augment`):
         crop_padding, flip, cutout: see :class:`foveal.data.augment.Augment`.
@@ -228,6 +229,9 @@ class TrainConfig:
         check(0 < self.lookahead_alpha <= 1,
               f"lookahead_alpha must be in (0, 1], got {self.lookahead_alpha}")
         check(self.grad_accum >= 1, f"grad_accum must be at least 1, got {self.grad_accum}")
+        check(self.checkpoint_every % self.grad_accum == 0,
+              f"checkpoint_every ({self.checkpoint_every}) must be a multiple of grad_accum "
+              f"({self.grad_accum}): checkpoints fall between accumulation groups")
         ms = self.milestones
         check(bool(ms) and all(0 < m < 1 for m in ms)
               and all(a < b for a, b in itertools.pairwise(ms)),
@@ -271,6 +275,11 @@ class TrainConfig:
         check(not (self.freeze_backbone and self.backbone_lr_scale != 1.0),
               "freeze_backbone trains the head only, so backbone_lr_scale has no effect: "
               f"got freeze_backbone with backbone_lr_scale={self.backbone_lr_scale}")
+        check(not (self.optimizer == "muon" and not self.decay_norm_and_bias),
+              "decay_norm_and_bias=False with optimizer 'muon': Muon's AdamW part decays all "
+              "its parameters alike; set weight_decay instead")
+        check(not (self.optimizer == "muon" and self.head is not None and len(self.head) > 1),
+              f"optimizer 'muon' keeps one head module out of Muon, got head={self.head}")
         check(not (self.freeze_backbone and self.optimizer == "muon"),
               "freeze_backbone with optimizer 'muon': a linear head has no hidden matrix for "
               "Muon; use sgd or adamw")
@@ -289,6 +298,8 @@ class TrainConfig:
                 ("zero_init_residual", self.zero_init_residual), ("init_from", self.init_from),
                 ("freeze_backbone", self.freeze_backbone), ("tta_flip", self.tta_flip),
                 ("train_subset", self.train_subset),
+                ("decay_norm_and_bias=False", not self.decay_norm_and_bias),
+                ("backbone_lr_scale", self.backbone_lr_scale != 1.0),
                 ("schedule", self.schedule not in ("cosine", "linear", "step", "constant")),
             ) if on]
             check(not used, f"the scratch engine does not support {', '.join(used)}: use the "

@@ -574,25 +574,32 @@ def flag_gradient_layers(
 # --------------------------------------------------------------------------- transfer learning
 
 
-def _split_head(
+def in_head(name: str, head_names: Sequence[str]) -> bool:
+    """Whether the parameter, buffer or module ``name`` belongs to the head: it is ``h`` or
+    starts with ``h + "."`` for some ``h`` in ``head_names``."""
+    return any(name == h or name.startswith(h + ".") for h in head_names)
+
+
+def split_head(
     model: nn.Module, head_names: Sequence[str]
 ) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
-    """``(backbone, head)`` named parameters; a parameter is in the head when its name is
-    ``h`` or starts with ``h + "."`` for some ``h`` in ``head_names``."""
+    """``(backbone, head)`` named parameters, split by :func:`in_head`.
+
+    Raises ConfigError when ``head_names`` is empty or one of them owns no parameter.
+    """
     if isinstance(head_names, str) or not head_names:
         raise ConfigError(f"expected a non-empty list of head module names, got {head_names!r}")
     named = list(model.named_parameters())
+    modules = dict(model.named_modules())
     for h in head_names:
-        if not any(n == h or n.startswith(h + ".") for n, _ in named):
+        if h not in modules or not any(in_head(n, [h]) for n, _ in named):
             raise ConfigError(
                 f"expected head {h!r} to name a module with parameters, got none "
                 f"(top-level modules: {', '.join(n for n, _ in model.named_children())})"
             )
     head, backbone = [], []
     for n, p in named:
-        (head if any(n == h or n.startswith(h + ".") for h in head_names) else backbone).append(
-            (n, p)
-        )
+        (head if in_head(n, head_names) else backbone).append((n, p))
     return backbone, head
 
 
@@ -611,7 +618,7 @@ def freeze_backbone(model: nn.Module, head_names: Sequence[str]) -> list[str]:
     train mode. Call ``.eval()`` on the backbone's BatchNorm modules after ``model.train()`` to
     keep them fixed as well.
     """
-    backbone, _ = _split_head(model, head_names)
+    backbone, _ = split_head(model, head_names)
     for _, p in backbone:
         p.requires_grad_(False)
     return [n for n, _ in backbone]
@@ -635,7 +642,7 @@ def transfer_learning_param_groups(
         raise ConfigError(
             f"expected backbone_lr_scale > 0 (use freeze_backbone for 0), got {backbone_lr_scale}"
         )
-    backbone, head = _split_head(model, head_names)
+    backbone, head = split_head(model, head_names)
     groups = [
         {"name": "backbone", "params": [p for _, p in backbone if p.requires_grad],
          "lr": lr * backbone_lr_scale},

@@ -90,7 +90,7 @@ def evaluate_classifier(
     loader = InMemoryLoader(dataset, batch_size, device=classifier.device, mean=spec.mean,
                             std=spec.std)
     t0 = time.perf_counter()
-    result = evaluate(classifier.model, loader)
+    result = evaluate(classifier.model, loader, tta_flip=classifier.tta_flip)
     elapsed = time.perf_counter() - t0
     metrics: dict[str, Any] = {
         "test_accuracy": result.accuracy, "test_loss": result.loss,

@@ -265,11 +265,13 @@ class WarmupPlateau:
             self.plateau.step(loss)
 
     def state_dict(self) -> dict[str, Any]:
+        """The step count and both schedulers' states (JSON-able but for ``inf``)."""
         return {"steps": self.steps,
                 "warmup": None if self.warmup is None else self.warmup.state_dict(),
                 "plateau": self.plateau.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.steps = int(state["steps"])
         if self.warmup is not None and state["warmup"] is not None:
             self.warmup.load_state_dict(state["warmup"])

@@ -19,7 +19,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,14 +74,19 @@ def seed_everything(seed: int) -> None:
 
 def head_names(config: TrainConfig, model: nn.Module) -> list[str]:
     """The classifier head's module names: ``config.head`` or the model's last ``nn.Linear``."""
+    from foveal.training.diagnostics import split_head
+
     if config.head:
-        return list(config.head)
-    name = default_head_name(model)
-    if name is None:
-        raise ConfigError(
-            f"model {config.model!r} has no nn.Linear head to keep apart: name it with head"
-        )
-    return [name]
+        heads = list(config.head)
+    else:
+        name = default_head_name(model)
+        if name is None:
+            raise ConfigError(
+                f"model {config.model!r} has no nn.Linear head to keep apart: name it with head"
+            )
+        heads = [name]
+    split_head(model, heads)  # each name must own parameters
+    return heads
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -103,7 +108,9 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
             model, head_names(config, model), config.lr, config.backbone_lr_scale)
     elif config.optimizer != "muon" and config.decay_norm_and_bias:
         params = [p for p in model.parameters() if p.requires_grad]
-    extra = {} if config.adamw_lr is None else {"adamw_lr": config.adamw_lr}
+    extra: dict[str, Any] = {} if config.adamw_lr is None else {"adamw_lr": config.adamw_lr}
+    if config.optimizer == "muon" and config.head:
+        extra["head"] = head_names(config, model)[0]
     return build_named_optimizer(
         config.optimizer, params, lr=config.lr,
         weight_decay=config.weight_decay, betas=config.betas,
@@ -133,7 +140,7 @@ def build_scheduler(
 
 
 def planned_lr_curve(config: TrainConfig, steps_per_epoch: int,
-                     history: list[dict[str, Any]] = ()) -> np.ndarray:
+                     history: Sequence[dict[str, Any]] = ()) -> np.ndarray:
     """The head group's learning rate at every optimizer step, ``(epochs × steps_per_epoch,)``.
 
     Step-based schedules are evaluated from their multiplier; ``plateau`` is the warmup ramp
@@ -148,8 +155,9 @@ def planned_lr_curve(config: TrainConfig, steps_per_epoch: int,
     lrs = np.full(total, config.lr)
     lrs[:warmup] = config.lr * (np.arange(warmup) + 1) / max(warmup, 1)
     for row in history:  # the rate an epoch ended with holds through the next epoch
-        start = max(int(row["epoch"]) * steps_per_epoch, warmup)
-        lrs[start:] = row["lr"]
+        start = int(row["epoch"]) * steps_per_epoch
+        if start >= warmup:  # epochs that end inside warmup are not monitored
+            lrs[start:] = row["lr"]
     return lrs
 
 
@@ -202,6 +210,8 @@ class Trainer:
         log: where one-line messages go (default: standard error).
         report: draw the plots and ``report.html`` at the end (``False`` writes
             ``metrics.json`` only, e.g. for the many runs of a hyper-parameter search).
+        resume: the run will be restored from its checkpoint (:meth:`restore`), so the
+            data-dependent and transferred initialisation is skipped.
     """
 
     def __init__(
@@ -214,9 +224,11 @@ class Trainer:
         progress: bool = True,
         log: Callable[[str], None] | None = None,
         report: bool = True,
+        resume: bool = False,
     ) -> None:
         self.config = config
         self.report = report
+        self.resuming = resume
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
@@ -231,6 +243,11 @@ class Trainer:
             if test_set is None:
                 test_set = load_dataset(config.dataset, "test", **opts)
         if config.train_subset is not None:
+            if config.train_subset >= len(train_set):
+                raise ConfigError(
+                    f"train_subset must be smaller than the training set ({len(train_set)} "
+                    f"images), got {config.train_subset}"
+                )
             train_set = train_set.balanced_subset(config.train_subset, seed=config.seed)
         if train_set.image_shape != test_set.image_shape:
             raise ConfigError(
@@ -256,7 +273,8 @@ class Trainer:
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward: nn.Module = torch.compile(self.model) if config.compile else self.model
-        self.ema = WeightEMA(self.model, config.ema_decay) if config.ema_decay else None
+        self.ema = (WeightEMA(self.model, config.ema_decay, warmup=True)
+                    if config.ema_decay else None)
 
         augment = Augment(
             config.crop_padding, config.flip, config.cutout,
@@ -275,6 +293,11 @@ class Trainer:
         self.test_loader = InMemoryLoader(test_set, config.eval_batch_size, **loader_opts)
         self.optimizer = build_optimizer(config, self.model)
         self.steps_per_epoch = len(self.train_loader)
+        if config.grad_accum > self.steps_per_epoch:
+            raise ConfigError(
+                f"grad_accum must be at most the {self.steps_per_epoch} batches of an epoch, "
+                f"got {config.grad_accum}"
+            )
         self.total_steps = config.epochs * self.steps_per_epoch
         # the optimizer steps every grad_accum batches, and at the end of each epoch
         self.optimizer_steps_per_epoch = -(-self.steps_per_epoch // config.grad_accum)
@@ -298,13 +321,13 @@ class Trainer:
 
             zero_init_last_bn(model)
         data_init = getattr(model, "data_init", None)
-        if callable(data_init):
+        if callable(data_init) and not self.resuming:
             n = min(5000, len(train_set))
             x = torch.from_numpy(train_set.images[:n]).permute(0, 3, 1, 2).float() / 255.0
             m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
             sd = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
             data_init((x - m) / sd)
-        if config.init_from is not None:
+        if config.init_from is not None and not self.resuming:
             self.log(transfer_weights(model, config.init_from, head_names(config, model)))
         if config.freeze_backbone:
             from foveal.training.diagnostics import freeze_backbone
@@ -316,10 +339,12 @@ class Trainer:
         their running statistics are kept as well."""
         self.model.train()
         if self.config.freeze_backbone:
+            from foveal.training.diagnostics import in_head
+
             heads = head_names(self.config, self.model)
             for name, module in self.model.named_modules():
-                in_head = any(name == h or name.startswith(h + ".") for h in heads)
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head:
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head(name,
+                                                                                       heads):
                     module.eval()
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -489,7 +514,7 @@ class Trainer:
             "epoch": epoch + 1, "step": self.step,
             "train_loss": s.loss_sum / max(s.seen, 1), "train_acc": s.correct / max(s.seen, 1),
             "test_loss": result.loss, "test_acc": result.accuracy,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.head_lr(),
             "train_images": s.seen, "train_time_s": s.train_time, "eval_time_s": eval_time,
             "images_per_s": s.seen / max(s.train_time, 1e-9),
         }
@@ -499,7 +524,7 @@ class Trainer:
             raise TrainingError(f"test loss became {row['test_loss']} after epoch {epoch + 1}")
         if isinstance(self.scheduler, WarmupPlateau):
             self.scheduler.step_epoch(result.loss)
-            row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate the next epoch uses
+            row["lr"] = self.head_lr()  # the rate the next epoch uses
         self.history.append(row)
         self.epoch_stats = EpochStats()
         atomic_write_text(
@@ -512,6 +537,11 @@ class Trainer:
             f"acc {100 * row['train_acc']:.2f}% | test loss {row['test_loss']:.4f} "
             f"acc {100 * row['test_acc']:.2f}% | {row['images_per_s']:,.0f} img/s"
         )
+
+    def head_lr(self) -> float:
+        """The current rate of the head's parameter group (the first group when unnamed)."""
+        groups = self.optimizer.param_groups
+        return next((g["lr"] for g in groups if g.get("name") == "head"), groups[0]["lr"])
 
     @property
     def eval_model(self) -> nn.Module:
@@ -542,6 +572,8 @@ class Trainer:
             "test_accuracy": result.accuracy, "test_loss": result.loss,
             "train_accuracy": last["train_acc"], "train_loss": last["train_loss"],
             "epochs": self.config.epochs, "steps": self.step,
+            "optimizer_steps": self.config.epochs * self.optimizer_steps_per_epoch,
+            "tta_flip": self.config.tta_flip,
             "wall_time_s": self.elapsed, "train_time_s": train_time,
             "images_per_s": train_images / max(train_time, 1e-9),
             "device": str(self.device), "model": self.config.model,
@@ -573,17 +605,15 @@ def transfer_weights(model: nn.Module, source: str | os.PathLike[str],
     Raises :class:`CheckpointError` when nothing outside the head matches.
     """
     from foveal.models.classifier import find_model_file
+    from foveal.training.diagnostics import in_head, split_head
 
+    split_head(model, head)  # each name must own parameters
     path = find_model_file(source)
     weights = load_checkpoint(path).model_state()
     own = model.state_dict()
-
-    def in_head(name: str) -> bool:
-        return any(name.startswith(h + ".") for h in head)
-
     loaded = {k: v for k, v in weights.items()
-              if k in own and v.shape == own[k].shape and not in_head(k)}
-    backbone = [k for k in own if not in_head(k)]
+              if k in own and v.shape == own[k].shape and not in_head(k, head)}
+    backbone = [k for k in own if not in_head(k, head)]
     if not loaded:
         raise CheckpointError(
             f"{path}: expected weights matching the backbone of this model by name and shape, "
@@ -628,7 +658,7 @@ def train(
             f"{str(run_dir)!r} already holds a run: expected a new folder, or resume it"
         )
     trainer = Trainer(config, run_dir, train_set=train_set, test_set=test_set, progress=progress,
-                      report=report)
+                      report=report, resume=resume)
     if resume:
         trainer.restore()
     return trainer.fit()

@@ -279,14 +279,14 @@ def run_search(
 
     def evaluate(values: dict[str, Any]) -> float:
         index = len(runs)
-        config = base.replace(**values)
         run_dir = trial_dir(out, index)
         record: dict[str, Any] = {"run_dir": str(run_dir), "metrics": None, "error": None}
         runs.append(record)
-        try:
+        try:  # a point of the space the config refuses, or a diverging run, scores NaN
+            config = base.replace(**values)
             result = train(config, run_dir, train_set=train_set, test_set=test_set,
                            progress=progress, report=False)
-        except TrainingError as error:
+        except (TrainingError, ConfigError) as error:
             record["error"] = str(error)
             value = math.nan
         else:
