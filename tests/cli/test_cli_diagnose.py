@@ -6,21 +6,19 @@ model built from the same seed (metrics.json must equal their results); the clos
 means for the vanishing/exploding flags.
 """
 
-import argparse
 import dataclasses
 import json
 import math
-import sys
 
 import pytest
 import torch
 from torch import nn
 
 import foveal.models
-from foveal.cli import diagnose
+from foveal.cli.main import main
 from foveal.data.datasets import load_dataset
 from foveal.data.loader import InMemoryLoader
-from foveal.errors import ConfigError, FovealError
+from foveal.errors import ConfigError
 from foveal.training import diagnostics as dg
 from foveal.training.diagnostics import LayerStats, flag_gradient_layers
 
@@ -29,17 +27,9 @@ FAST = ["--model", "mlp", "--model-option", "hidden=[32]", "--model-option", "dr
 
 
 def run_cli(argv, capsys):
-    """What foveal.cli.main.main does: FovealError → one line on stderr, exit status 2."""
-    parser = argparse.ArgumentParser(prog="foveal")
-    diagnose.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["diagnose", *(str(a) for a in argv)])
-    try:
-        code = args.func(args)
-    except FovealError as exc:
-        print(f"foveal: error: {exc}", file=sys.stderr)
-        code = 2
-    out, err = capsys.readouterr()
-    return code, out, err
+    """``foveal diagnose ARGV`` through the real entry point: (exit status, stdout, stderr)."""
+    code = main(["diagnose", *(str(a) for a in argv)])
+    return (code, *capsys.readouterr())
 
 
 def library_inputs(seed=0, batch_size=16):

@@ -6,18 +6,15 @@ foveal.training.trainer.train) for the settings it was trained with and its obje
 search's ranking rule (best test accuracy first).
 """
 
-import argparse
 import itertools
 import json
-import sys
 
 import numpy as np
 import pytest
 
 import foveal.report.classification as classification
 from foveal.atomic import atomic_write_png
-from foveal.cli import search
-from foveal.errors import FovealError
+from foveal.cli.main import main
 from foveal.training.config import TrainConfig
 
 FIXED = ["--set", "model=mlp", "--set", 'model_options={"hidden": [16], "dropout": 0.0}',
@@ -36,17 +33,9 @@ def quick_run_plots(monkeypatch):
 
 
 def run_cli(argv, capsys):
-    """What foveal.cli.main.main does: FovealError → one line on stderr, exit status 2."""
-    parser = argparse.ArgumentParser(prog="foveal")
-    search.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["search", *(str(a) for a in argv)])
-    try:
-        code = args.func(args)
-    except FovealError as exc:
-        print(f"foveal: error: {exc}", file=sys.stderr)
-        code = 2
-    out, err = capsys.readouterr()
-    return code, out, err
+    """``foveal search ARGV`` through the real entry point: (exit status, stdout, stderr)."""
+    code = main(["search", *(str(a) for a in argv)])
+    return (code, *capsys.readouterr())
 
 
 def test_grid_of_2x2_trains_exactly_4_trials_with_the_expected_settings(tmp_path, capsys,
