@@ -101,10 +101,9 @@ def test_multistep_schedule_equals_torch_multisteplr(tmp_path, digits_pair):
                       gamma=0.2)
     trainer = Trainer(cfg, tmp_path / "run", train_set=digits_pair[0], test_set=digits_pair[1],
                       progress=False)
-    seen = []
-    step = trainer.optimizer.step
-    trainer.optimizer.step = lambda *a, **k: (seen.append(trainer.optimizer.param_groups[0]["lr"]),
-                                              step(*a, **k))[1]
+    seen = []  # the rate each optimizer step uses
+    trainer.optimizer.register_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
     trainer.fit()
     total = trainer.total_steps
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
