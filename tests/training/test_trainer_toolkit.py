@@ -34,10 +34,8 @@ def fit(cfg, path, pair):
     return train(cfg, path, train_set=pair[0], test_set=pair[1], progress=False)
 
 
-def interrupted_then_resumed(cfg, tmp_path, pair, at_step):
-    """Run ``cfg`` uninterrupted and interrupted at ``at_step`` then resumed; both weights."""
-    fit(cfg, tmp_path / "full", pair)
-    trainer = Trainer(cfg, tmp_path / "cut", train_set=pair[0], test_set=pair[1], progress=False)
+def fit_until_crash(trainer, at_step):
+    """Run ``trainer.fit()`` and interrupt it (Ctrl-C) when it reaches step ``at_step``."""
     step = trainer.train_step
 
     def crash(x, y, **kw):
@@ -48,6 +46,13 @@ def interrupted_then_resumed(cfg, tmp_path, pair, at_step):
     trainer.train_step = crash
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
+
+
+def interrupted_then_resumed(cfg, tmp_path, pair, at_step):
+    """Run ``cfg`` uninterrupted and interrupted at ``at_step`` then resumed; both weights."""
+    fit(cfg, tmp_path / "full", pair)
+    fit_until_crash(Trainer(cfg, tmp_path / "cut", train_set=pair[0], test_set=pair[1],
+                            progress=False), at_step)
     resumed = Trainer(cfg, tmp_path / "cut", train_set=pair[0], test_set=pair[1], progress=False)
     resumed.restore()
     resumed.fit()
@@ -292,18 +297,8 @@ def test_resume_does_not_need_the_transfer_source(tmp_path, digits_pair):
     fit(TrainConfig(**{**MLP, "epochs": 1}), tmp_path / "source", digits_pair)
     cfg = TrainConfig(**{**MLP, "epochs": 2, "checkpoint_every": 4},
                       init_from=str(tmp_path / "source"))
-    trainer = Trainer(cfg, tmp_path / "run", train_set=digits_pair[0], test_set=digits_pair[1],
-                      progress=False)
-    step = trainer.train_step
-
-    def crash(x, y, **kw):
-        if trainer.step == 9:
-            raise KeyboardInterrupt
-        return step(x, y, **kw)
-
-    trainer.train_step = crash
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    fit_until_crash(Trainer(cfg, tmp_path / "run", train_set=digits_pair[0],
+                            test_set=digits_pair[1], progress=False), 9)
     (tmp_path / "source" / "model.safetensors").unlink()
     (tmp_path / "source" / "checkpoint.safetensors").unlink()
     train(cfg, tmp_path / "run", resume=True, train_set=digits_pair[0], test_set=digits_pair[1],
