@@ -173,9 +173,8 @@ def _load_optimizer_state(
             optimizer.load_state_dict(decode_tree(doc["tree"], tensors))
         else:
             _load_optimizer_state_v1(optimizer, tensors, doc)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"optimizer state does not match this optimizer: {exc}") from exc
-    except FovealError as exc:  # the nested optimizers reject a mismatched state with these
+    # torch raises the first three; the nested optimizers (Muon + AdamW, Lookahead) FovealErrors
+    except (ValueError, KeyError, TypeError, FovealError) as exc:
         raise CheckpointError(f"optimizer state does not match this optimizer: {exc}") from exc
 
 

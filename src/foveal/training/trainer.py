@@ -329,23 +329,23 @@ class Trainer:
             data_init((x - m) / sd)
         if config.init_from is not None and not self.resuming:
             self.log(transfer_weights(model, config.init_from, head_names(config, model)))
+        # the backbone's batch norms, kept in eval mode when it is frozen (see _train_mode)
+        self.frozen_norms: list[nn.Module] = []
         if config.freeze_backbone:
-            from foveal.training.diagnostics import freeze_backbone
+            from foveal.training.diagnostics import freeze_backbone, in_head
 
-            freeze_backbone(model, head_names(config, model))
+            heads = head_names(config, model)
+            freeze_backbone(model, heads)
+            self.frozen_norms = [m for name, m in model.named_modules()
+                                 if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                 and not in_head(name, heads)]
 
     def _train_mode(self) -> None:
         """``model.train()``; with a frozen backbone its batch norms stay in eval mode, so
         their running statistics are kept as well."""
         self.model.train()
-        if self.config.freeze_backbone:
-            from foveal.training.diagnostics import in_head
-
-            heads = head_names(self.config, self.model)
-            for name, module in self.model.named_modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not in_head(name,
-                                                                                       heads):
-                    module.eval()
+        for module in self.frozen_norms:
+            module.eval()
 
     # -- checkpoints -------------------------------------------------------------------------
 
