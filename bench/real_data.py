@@ -8,6 +8,8 @@
     python bench/real_data.py scratch-cifar10    # the NumPy engine: small CNN on CIFAR-10
     python bench/real_data.py cifar10 --set width=16 --set epochs=30   # any config override
     python bench/real_data.py cifar10 --resume runs/bench-cifar10-cpu-…  # continue a killed run
+    python bench/real_data.py cifar10 --from-run runs/NAME --name cifar10-airbench-cpu
+        # record a finished `foveal train … --out runs/NAME` run (one command, as a user runs it)
 
 The tarballs in ``../shared/data`` are unpacked once into ``$FOVEAL_CACHE/bench`` (default
 ``~/.cache/foveal/bench``); the decoded-image cache then makes later runs start in seconds. Each
@@ -75,7 +77,14 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                     help="continue an interrupted benchmark run from its last checkpoint")
+    ap.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
+                    help="record a finished `foveal train` run folder instead of training")
+    ap.add_argument("--name", default=None,
+                    help="results file name (default: <task>-<device>)")
     args = ap.parse_args()
+    if args.from_run is not None:
+        record_run(args.task, args.from_run, args.name)
+        return
     name, tarball, folder = TASKS[args.task]
     data = unpack(tarball, folder)
     if args.resume is not None:
@@ -101,7 +110,29 @@ def main() -> None:
     }
     print(f"{args.task}: test accuracy {100 * m['test_accuracy']:.2f}% after {m['epochs']} "
           f"epochs, {m['wall_time_s']:.0f} s on {m['device']}")
-    print(f"written to {save(f'{args.task}-{device}', summary)}")
+    print(f"written to {save(args.name or f'{args.task}-{device}', summary)}")
+
+
+def record_run(task: str, run_dir: Path, name: str | None) -> None:
+    """Write the results file of a finished run folder: its metrics, config and per-epoch
+    history, with the command that made it (from ``config.json``)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if line.strip()]
+    keys = ("epoch", "test_acc", "train_loss", "train_time_s", "eval_time_s")
+    summary = {
+        "benchmark": f"real_data/{task}", "run_dir": run_dir.name,
+        "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs"],
+        "wall_time_s": metrics["wall_time_s"], "train_time_s": metrics["train_time_s"],
+        "images_per_s": metrics["images_per_s"], "device": metrics["device"],
+        "model": metrics["model"], "parameters": metrics["parameters"], "config": config,
+        "history": [{k: r[k] for k in keys if k in r} for r in history],
+    }
+    print(f"{task}: test accuracy {100 * metrics['test_accuracy']:.2f}% after "
+          f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.0f} s on {metrics['device']}")
+    out = save(name or f"{task}-{metrics['device']}", summary)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -4,19 +4,22 @@
     python bench/scratch_conv.py --quick    # two shapes, fewer repeats
 
 Both run float32 on the CPU with the same thread count (torch's intra-op threads = the BLAS
-threads NumPy uses, set through ``--threads``). For each shape: median milliseconds of forward
-plus backward (input, weight and bias gradients) for ours and for torch autograd, the ratio
-ours / torch (goal ≤ 2), the peak memory NumPy allocated during ours (tracemalloc), and the
-im2col buffer size ``C_in·k²·N·OH·OW·4`` bytes.
+threads NumPy uses = the FFT workers, set through ``--threads``). For each shape: median
+milliseconds of forward plus backward (input, weight and bias gradients) for ours, by each
+algorithm (``conv2d``'s default ``"auto"``, which takes the FFT for these stride-1 shapes, and
+``"im2col"``), and for torch autograd, run alternately; the ratios ours / torch (goal ≤ 2); the
+peak memory NumPy allocated during each of ours (tracemalloc); and the im2col buffer size
+``C_in·k²·N·OH·OW·4`` bytes that an unchunked im2col would hold.
 """
 
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
-from timing import median_ms
+from timing import alternating_median_ms
 
 SHAPES = [  # (N, C_in, C_out, H, k)
     (64, 16, 16, 32, 3), (64, 32, 32, 32, 3), (64, 64, 64, 32, 3), (64, 128, 128, 32, 3),
@@ -42,9 +45,11 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
     g = rng.standard_normal((n, o, h, h), dtype=np.float32)
     pad = k // 2
 
-    def ours() -> None:
-        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
-        conv2d(xt, wt, bt, 1, pad).backward(g)
+    def ours(algorithm: str) -> Callable[[], None]:
+        def run() -> None:
+            xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
+            conv2d(xt, wt, bt, 1, pad, algorithm=algorithm).backward(g)
+        return run
 
     tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
     tg = torch.from_numpy(g)
@@ -53,15 +58,20 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
         tx.grad = tw.grad = tb.grad = None
         F.conv2d(tx, tw, tb, 1, pad).backward(tg)
 
-    t_ours, t_torch = median_ms(ours, repeats)[0], median_ms(theirs, repeats)[0]
-    tracemalloc.start()
-    ours()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    t_fft, t_im2col, t_torch = alternating_median_ms(
+        [ours("auto"), ours("im2col"), theirs], repeats)
+    peaks = []
+    for algorithm in ("auto", "im2col"):
+        tracemalloc.start()
+        ours(algorithm)()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
     cols = c * k * k * n * h * h * 4
-    return {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "ours_ms": round(t_ours, 2),
-            "torch_ms": round(t_torch, 2), "ratio": round(t_ours / t_torch, 2),
-            "peak_numpy_mb": round(peak / 2**20, 1), "im2col_mb": round(cols / 2**20, 1)}
+    return {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "ours_ms": round(t_fft, 2),
+            "im2col_ms": round(t_im2col, 2), "torch_ms": round(t_torch, 2),
+            "ratio": round(t_fft / t_torch, 2), "im2col_ratio": round(t_im2col / t_torch, 2),
+            "peak_numpy_mb": round(peaks[0] / 2**20, 1),
+            "im2col_peak_numpy_mb": round(peaks[1] / 2**20, 1), "im2col_mb": round(cols / 2**20, 1)}
 
 
 def main() -> None:
@@ -78,11 +88,14 @@ def main() -> None:
     for shape in shapes:
         row = measure(*shape, repeats=repeats)
         rows.append(row)
-        print(f"| {row['shape']} | {row['ours_ms']} | {row['torch_ms']} | {row['ratio']} | "
-              f"{row['peak_numpy_mb']} | {row['im2col_mb']} |", flush=True)
+        print(f"| {row['shape']} | {row['ours_ms']} | {row['im2col_ms']} | {row['torch_ms']} | "
+              f"{row['ratio']} | {row['im2col_ratio']} | {row['peak_numpy_mb']} | "
+              f"{row['im2col_peak_numpy_mb']} | {row['im2col_mb']} |", flush=True)
     ratios = [r["ratio"] for r in rows]
     summary = {"benchmark": "scratch_conv", "threads": args.threads, "repeats": repeats,
-               "rows": rows, "geomean_ratio": round(float(np.exp(np.mean(np.log(ratios)))), 2)}
+               "rows": rows, "geomean_ratio": round(float(np.exp(np.mean(np.log(ratios)))), 2),
+               "im2col_geomean_ratio": round(float(np.exp(np.mean(np.log(
+                   [r["im2col_ratio"] for r in rows])))), 2)}
     print(f"geometric-mean ratio ours/torch: {summary['geomean_ratio']}")
     if not args.quick:
         print(f"written to {save('scratch_conv_cpu', summary)}")

@@ -18,3 +18,17 @@ def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         fn()
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times), out
+
+
+def alternating_median_ms(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
+    """Median milliseconds of each function, called in turn ``repeats`` times after one warm-up
+    call each, so that load on a shared machine hits every side alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [1000 * statistics.median(t) for t in times]

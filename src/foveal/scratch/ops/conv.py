@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from foveal.scratch.ops.conv_fft import fft_conv_backward, fft_conv_forward
 from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 Pair = int | tuple[int, int]
@@ -171,13 +172,26 @@ def _unpad(a: np.ndarray, p: tuple[int, int], hw: tuple[int, ...]) -> np.ndarray
     return a[:, :, p[0]: p[0] + hw[0], p[1]: p[1] + hw[1]]
 
 
+ALGORITHMS = ("auto", "im2col", "fft")
+
+
+def fft_applies(stride: tuple[int, int], dilation: tuple[int, int], groups: int,
+                kernel: tuple[int, int]) -> bool:
+    """Whether ``algorithm="auto"`` takes the FFT (:mod:`.conv_fft`): stride 1, no dilation,
+    one group and a kernel larger than 1×1 (a 1×1 convolution is already one matrix product)."""
+    return stride == (1, 1) and dilation == (1, 1) and groups == 1 and kernel != (1, 1)
+
+
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, stride: Pair = 1,
-           padding: Pair = 0, dilation: Pair = 1, groups: int = 1, exact: bool = False
-           ) -> Tensor:
-    """Fast 2-D convolution by im2col and one matrix product per group (see module doc).
+           padding: Pair = 0, dilation: Pair = 1, groups: int = 1, exact: bool = False,
+           algorithm: str = "auto") -> Tensor:
+    """Fast 2-D convolution: by the FFT or by im2col and one matrix product per group.
 
     x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) → (N, C_out, OH, OW).
-    ``exact=True`` rejects a non-integer output size instead of flooring it.
+    ``exact=True`` rejects a non-integer output size instead of flooring it. ``algorithm``:
+    ``"im2col"`` (module doc; any stride, dilation and groups), ``"fft"`` (:mod:`.conv_fft`;
+    stride 1, no dilation, one group) or ``"auto"``: the FFT where :func:`fft_applies`, else
+    im2col. Both give the same values up to rounding.
     """
     x, w = float_tensor(x, "conv2d", "input"), float_tensor(weight, "conv2d", "weight")
     b = as_tensor(bias) if bias is not None else None
@@ -185,14 +199,32 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     s = _pair(stride, "stride", "conv2d", 1)
     p = _pair(padding, "padding", "conv2d", 0)
     d = _pair(dilation, "dilation", "conv2d", 1)
-    y, xp = _conv_forward(x.data, w.data, s, p, d, groups, exact)
+    kernel = (w.shape[2], w.shape[3])
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv2d: expected algorithm one of {', '.join(ALGORITHMS)}, "
+                         f"got {algorithm!r}")
+    use_fft = fft_applies(s, d, groups, kernel) if algorithm == "auto" else algorithm == "fft"
+    if use_fft and (s != (1, 1) or d != (1, 1) or groups != 1):
+        raise ValueError(f"conv2d: algorithm 'fft' needs stride 1, dilation 1 and groups 1, got "
+                         f"stride={s}, dilation={d}, groups={groups}")
+    if use_fft:
+        xp = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x.data
+        conv_output_size(x.shape[2], kernel[0], 1, p[0])  # the same size checks as im2col
+        conv_output_size(x.shape[3], kernel[1], 1, p[1])
+        y, spectra = fft_conv_forward(xp, w.data)
+    else:
+        y, xp = _conv_forward(x.data, w.data, s, p, d, groups, exact)
     if b is not None:
         y += b.data[:, None, None]
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
-        dxp, dw = _conv_backward(g, w.data, xp.shape, xp if w.requires_grad else None, s, d,
-                                 groups, input_grad=x.requires_grad)
+        if use_fft:
+            dxp, dw = fft_conv_backward(g, spectra, xp.shape, kernel, x.requires_grad,
+                                        w.requires_grad)
+        else:
+            dxp, dw = _conv_backward(g, w.data, xp.shape, xp if w.requires_grad else None, s,
+                                     d, groups, input_grad=x.requires_grad)
         grads: list[np.ndarray | None] = [
             None if dxp is None else _unpad(dxp, p, x.shape[2:]), dw]
         if b is not None:

@@ -1,0 +1,88 @@
+"""conv2d by the FFT (foveal.scratch.ops.conv_fft) against torch autograd (float64), centred
+differences and the im2col version in float32."""
+
+import numpy as np
+import pytest
+import scipy.fft as sfft
+import torch
+import torch.nn.functional as F
+
+from foveal.scratch import Tensor, gradcheck
+from foveal.scratch.ops.conv import conv2d, fft_applies
+from foveal.scratch.ops.conv_fft import fft_shape
+from foveal.scratch.torchcheck import torch_check
+
+rng = np.random.default_rng(1)
+
+# (N, C_in, H, W, C_out, kernel, padding): odd sizes, rectangular kernels and padding pairs,
+# padded sizes that are fast FFT lengths (8, 9) and ones that are not (17 → 18, 13 → 15)
+CASES = [
+    (2, 3, 7, 6, 4, 3, 1),
+    (1, 2, 15, 11, 3, 3, 1),
+    (2, 4, 8, 9, 5, 5, 2),
+    (1, 3, 13, 10, 2, (2, 4), (0, 1)),
+    (3, 1, 6, 6, 1, 6, 0),                 # kernel as large as the input: one output pixel
+    (1, 5, 4, 7, 6, (1, 3), 0),
+]
+
+
+@pytest.mark.parametrize(("n", "c", "h", "w", "o", "k", "p"), CASES)
+def test_fft_conv2d_matches_torch(n, c, h, w, o, k, p):
+    kk = k if isinstance(k, tuple) else (k, k)
+    x, W = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, *kk))
+    b = rng.standard_normal(o)
+    torch_check(lambda x, W, b: conv2d(x, W, b, 1, p, algorithm="fft"),
+                lambda x, W, b: F.conv2d(x, W, b, 1, p), [x, W, b]).assert_close(1e-8)
+
+
+def test_fft_conv_gradients_match_centred_differences():
+    x, W = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 2))
+    assert gradcheck(lambda x, W: conv2d(x, W, padding=1, algorithm="fft"), [x, W]).ok
+
+
+def test_fft_and_im2col_agree_in_float32():
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    W = (0.1 * rng.standard_normal((16, 16, 5, 5))).astype(np.float32)
+    g = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    out = {}
+    for algorithm in ("fft", "im2col"):
+        xt, wt = Tensor(x, requires_grad=True), Tensor(W, requires_grad=True)
+        y = conv2d(xt, wt, padding=2, algorithm=algorithm)
+        y.backward(g)
+        assert y.dtype == xt.grad.dtype == wt.grad.dtype == np.float32
+        out[algorithm] = (y.data, xt.grad, wt.grad)
+    for a, b in zip(out["fft"], out["im2col"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
+
+
+def test_fft_transform_size_covers_the_padded_input_not_just_the_output():
+    """The pitfall: transforms of the output's size wrap the kernel around the map's edge.
+    With S ≥ the padded input (what fft_shape returns) the circular correlation equals the
+    linear one; with S = the output size it does not."""
+    x, W = rng.standard_normal((1, 1, 8, 8)), rng.standard_normal((1, 1, 3, 3))
+    assert all(s >= 8 for s in fft_shape(8, 8))
+    ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(W)).numpy()[0, 0]
+    np.testing.assert_allclose(conv2d(x, W, algorithm="fft").data[0, 0], ref, atol=1e-12)
+    s = (6, 6)  # the output size: too small
+    wrapped = sfft.irfft2(sfft.rfft2(x[0, 0], s=s) * sfft.rfft2(W[0, 0], s=s).conj(), s=s)
+    assert np.abs(wrapped - ref).max() > 0.1
+
+
+def test_auto_takes_the_fft_only_where_it_applies():
+    assert fft_applies((1, 1), (1, 1), 1, (3, 3))
+    assert not fft_applies((2, 2), (1, 1), 1, (3, 3))
+    assert not fft_applies((1, 1), (2, 2), 1, (3, 3))
+    assert not fft_applies((1, 1), (1, 1), 2, (3, 3))
+    assert not fft_applies((1, 1), (1, 1), 1, (1, 1))
+
+
+def test_fft_refuses_what_it_cannot_do_and_unknown_algorithms():
+    x, W = rng.standard_normal((1, 4, 8, 8)), rng.standard_normal((4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"'fft' needs stride 1, dilation 1 and groups 1, got "
+                                         r"stride=\(1, 1\), dilation=\(1, 1\), groups=2"):
+        conv2d(x, W, groups=2, algorithm="fft")
+    with pytest.raises(ValueError, match="expected algorithm one of auto, im2col, fft, got 'x'"):
+        conv2d(x, W, groups=2, algorithm="x")
+    with pytest.raises(ValueError, match="does not fit"):
+        conv2d(rng.standard_normal((1, 2, 2, 2)), rng.standard_normal((1, 2, 3, 3)),
+               algorithm="fft")
