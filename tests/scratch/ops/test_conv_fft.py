@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from foveal.scratch import Tensor, gradcheck
-from foveal.scratch.ops.conv import conv2d, fft_applies
+from foveal.scratch.ops.conv import conv2d, fft_applies, prefers_fft
 from foveal.scratch.ops.conv_fft import fft_shape
 from foveal.scratch.torchcheck import torch_check
 
@@ -74,6 +74,16 @@ def test_auto_takes_the_fft_only_where_it_applies():
     assert not fft_applies((1, 1), (2, 2), 1, (3, 3))
     assert not fft_applies((1, 1), (1, 1), 2, (3, 3))
     assert not fft_applies((1, 1), (1, 1), 1, (1, 1))
+
+
+def test_auto_prefers_the_fft_for_few_channels_and_large_kernels():
+    """The cost estimate picks the FFT where bench/scratch_conv.py measured it faster (16–32
+    channels, 5×5) and im2col for 128 channels at 3×3."""
+    assert prefers_fft(16, 16, (3, 3), (32, 32), (36, 36))
+    assert prefers_fft(32, 32, (5, 5), (32, 32), (36, 36))
+    assert prefers_fft(64, 64, (5, 5), (32, 32), (36, 36))
+    assert not prefers_fft(128, 128, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(3, 64, (3, 3), (32, 32), (36, 36))
 
 
 def test_fft_refuses_what_it_cannot_do_and_unknown_algorithms():

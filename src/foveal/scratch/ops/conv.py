@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from foveal.scratch.ops.conv_fft import fft_conv_backward, fft_conv_forward
+from foveal.scratch.ops.conv_fft import fft_conv_backward, fft_conv_forward, fft_shape
 from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 Pair = int | tuple[int, int]
@@ -177,9 +177,26 @@ ALGORITHMS = ("auto", "im2col", "fft")
 
 def fft_applies(stride: tuple[int, int], dilation: tuple[int, int], groups: int,
                 kernel: tuple[int, int]) -> bool:
-    """Whether ``algorithm="auto"`` takes the FFT (:mod:`.conv_fft`): stride 1, no dilation,
-    one group and a kernel larger than 1×1 (a 1×1 convolution is already one matrix product)."""
+    """Whether the FFT route (:mod:`.conv_fft`) can compute this convolution: stride 1, no
+    dilation, one group and a kernel larger than 1×1 (a 1×1 convolution is one matrix product)."""
     return stride == (1, 1) and dilation == (1, 1) and groups == 1 and kernel != (1, 1)
+
+
+def prefers_fft(c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
+                fft_hw: tuple[int, int]) -> bool:
+    """``algorithm="auto"``'s choice where both routes apply: the cheaper by a cost estimate
+    in milliseconds per image, fitted to single-thread timings of forward + backward on CPU-2
+    (``bench/scratch_conv.py`` shapes, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
+
+        FFT    ≈ S_h·S_w · (1.5e-3 · (C_in + C_out) + 8.1e-5 · C_in·C_out)     transforms, products
+        im2col ≈ OH·OW·k² · C_in · (4.5e-4 + 1.1e-5 · C_out)                    copies, products
+
+    The FFT's cost does not grow with the kernel; im2col's product is k²·C_in·C_out per pixel.
+    """
+    kk = kernel[0] * kernel[1]
+    fft = fft_hw[0] * fft_hw[1] * (1.5e-3 * (c_in + c_out) + 8.1e-5 * c_in * c_out)
+    im2col = out_hw[0] * out_hw[1] * kk * c_in * (4.5e-4 + 1.1e-5 * c_out)
+    return fft < im2col
 
 
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, stride: Pair = 1,
@@ -190,8 +207,8 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) → (N, C_out, OH, OW).
     ``exact=True`` rejects a non-integer output size instead of flooring it. ``algorithm``:
     ``"im2col"`` (module doc; any stride, dilation and groups), ``"fft"`` (:mod:`.conv_fft`;
-    stride 1, no dilation, one group) or ``"auto"``: the FFT where :func:`fft_applies`, else
-    im2col. Both give the same values up to rounding.
+    stride 1, no dilation, one group) or ``"auto"``: the FFT where :func:`fft_applies` and
+    :func:`prefers_fft`, else im2col. Both give the same values up to rounding.
     """
     x, w = float_tensor(x, "conv2d", "input"), float_tensor(weight, "conv2d", "weight")
     b = as_tensor(bias) if bias is not None else None
@@ -203,7 +220,11 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     if algorithm not in ALGORITHMS:
         raise ValueError(f"conv2d: expected algorithm one of {', '.join(ALGORITHMS)}, "
                          f"got {algorithm!r}")
-    use_fft = fft_applies(s, d, groups, kernel) if algorithm == "auto" else algorithm == "fft"
+    use_fft = algorithm == "fft"
+    if algorithm == "auto" and fft_applies(s, d, groups, kernel):
+        out_hw = (x.shape[2] + 2 * p[0] - kernel[0] + 1, x.shape[3] + 2 * p[1] - kernel[1] + 1)
+        fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
+        use_fft = min(out_hw) > 0 and prefers_fft(w.shape[1], w.shape[0], kernel, out_hw, fft_hw)
     if use_fft and (s != (1, 1) or d != (1, 1) or groups != 1):
         raise ValueError(f"conv2d: algorithm 'fft' needs stride 1, dilation 1 and groups 1, got "
                          f"stride={s}, dilation={d}, groups={groups}")
