@@ -8,6 +8,9 @@ import pytest
 
 from foveal.errors import GeometryError
 from foveal.geometry.homography import (
+    _dlt_normal,
+    _four_point,
+    _moment_terms,
     find_homography,
     homography_dlt,
     homography_residuals,
@@ -56,6 +59,38 @@ def test_dlt_is_exact_on_four_points_closed_form():
         np.testing.assert_allclose(homography_dlt(src, transfer(H_TRUE, src),
                                                   normalise=normalise), H_TRUE, rtol=1e-8,
                                    atol=1e-10)
+
+
+def test_batched_four_point_solver_equals_the_svd_dlt_and_drops_folding_samples():
+    """Oracle: homography_dlt (SVD) on each sample's four points, for the closed-form batched
+    solver RANSAC uses (sample axis last); a sample whose fourth point crosses to the other side
+    of a triangle edge in dst folds the plane and must be dropped."""
+    rng = np.random.default_rng(3)
+    src = rng.uniform([0, 0], [640, 480], (40, 4, 2))
+    dst = transfer(H_TRUE, src.reshape(-1, 2)).reshape(40, 4, 2) + rng.normal(0, 2, (40, 4, 2))
+    H, kept = _four_point(np.concatenate([src, dst], 2).transpose(2, 1, 0))
+    assert len(kept) >= 30
+    for Hk, k in zip(H, kept, strict=True):
+        np.testing.assert_allclose(Hk / Hk[2, 2], homography_dlt(src[k], dst[k]), rtol=1e-7,
+                                   atol=1e-9)
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    folded = square.copy()
+    folded[3] = [2.0, -1.0]  # p₄ beyond the edge p₁p₂: triangle p₁p₂p₄ flips, the others do not
+    pq = np.stack([np.hstack([square, square]), np.hstack([square, folded])])
+    assert _four_point(pq.transpose(2, 1, 0))[1].tolist() == [0]
+
+
+def test_normal_equation_dlt_of_lo_equals_the_svd_dlt():
+    """Oracle: homography_dlt without normalisation (SVD of the 2N × 9 A) on Hartley-normalised
+    points, for the LO refit that sums per-point moments into AᵀA and takes its eigenvector."""
+    src, dst, outlier = scene(n=300, seed=12)
+    a, b = normalise_points(src)[0], normalise_points(dst)[0]
+    ah = np.vstack([a.T, np.ones(len(a))])
+    weights, outer = _moment_terms(ah, b[:, 0], b[:, 1])
+    per_point = (weights[:, None] * outer[None]).reshape(36, -1)
+    H = _dlt_normal((per_point @ ~outlier).reshape(4, 3, 3))
+    np.testing.assert_allclose(H / H[2, 2], homography_dlt(a[~outlier], b[~outlier],
+                                                           normalise=False), rtol=1e-8, atol=1e-9)
 
 
 def test_refined_dlt_matches_cv2_find_homography_method_0():

@@ -7,6 +7,7 @@ import pytest
 import scipy.optimize
 
 from foveal.errors import GeometryError
+from foveal.geometry import pnp
 from foveal.geometry.camera import intrinsics, project
 from foveal.geometry.pnp import epnp, pnp_dlt, refine_pose, solve_pnp_ransac
 from foveal.geometry.rotation import exp_so3, log_so3
@@ -247,6 +248,28 @@ def test_solve_pnp_ransac_same_seed_same_answer_and_refine_off_returns_epnp():
     R, t, inl = solve_pnp_ransac(X, x, K, seed=3, refine=False)
     Re, te = epnp(X[inl], x[inl], K)
     assert angle_deg(R, Re) < 1e-9 and np.abs(t - te).max() < 1e-9
+
+
+def test_solve_pnp_ransac_scores_squared_pixel_errors_as_the_engine_expects(monkeypatch):
+    """Pitfall: ransac_batched compares its residuals with threshold², so handing it plain
+    distances made the in-loop threshold 2 px → 4 px (and MSAC linear). Oracle: the squared
+    distances to cv2.projectPoints, inf behind the camera."""
+    R, t, X, x, _ = scene(60, noise=1.5, outliers=0.3, seed=11)
+    seen = {}
+    engine = pnp.ransac_batched
+
+    def spy(n, s, fit, squared_residuals, threshold, **kw):
+        seen["squared"] = squared_residuals
+        return engine(n, s, fit, squared_residuals, threshold, **kw)
+
+    monkeypatch.setattr(pnp, "ransac_batched", spy)
+    solve_pnp_ransac(X, x, K)
+    behind = t - [0.0, 0.0, 20.0]  # every point 13–15 units behind the camera
+    models = np.stack([np.column_stack([R, t]), np.column_stack([R, behind])])
+    r2 = seen["squared"](models)
+    ref = cv2.projectPoints(X, cv2.Rodrigues(R)[0], t, K, None)[0].reshape(-1, 2)
+    np.testing.assert_allclose(r2[0], ((ref - x) ** 2).sum(1), rtol=1e-9)
+    assert np.isinf(r2[1]).all()
 
 
 def test_solve_pnp_ransac_refinement_reaches_the_ml_pose_of_its_inliers():

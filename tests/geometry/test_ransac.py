@@ -264,3 +264,28 @@ def test_ransac_batched_gives_the_same_result_as_ransac():
     many = ransac_batched(len(pts), 2, fit_block, squared_block, 1.0, refine=refine, seed=3)
     np.testing.assert_allclose(many.model, one.model, rtol=0, atol=1e-12)
     assert many.iterations == one.iterations and many.score == pytest.approx(one.score)
+
+
+def test_first_block_sets_the_samples_of_the_first_block_and_is_validated():
+    """A solver with a high cost per block (batched EPnP) asks for a first block that covers its
+    whole run. Closed form: confidence 1 runs exactly max_iterations = 60 samples, as blocks of
+    32 and 28 by default, as one block with first_block = 60."""
+    pts, _ = noisy_line(seed=4)
+    fit, residuals, _ = line_callbacks(pts)
+    blocks = []
+
+    def fit_block(samples):
+        blocks.append(len(samples))
+        return [fit(s)[0] for s in samples], np.arange(len(samples))
+
+    def squared_block(models):
+        return np.stack([residuals(m) ** 2 for m in models])
+
+    for first_block, expected in ((None, [32, 28]), (60, [60])):
+        blocks.clear()
+        kw = {} if first_block is None else {"first_block": first_block}
+        result = ransac_batched(len(pts), 2, fit_block, squared_block, 1.0, confidence=1.0,
+                                max_iterations=60, **kw)
+        assert result.iterations == 60 and blocks == expected
+    with pytest.raises(GeometryError, match="expected first_block ≥ 1, got 0"):
+        ransac_batched(len(pts), 2, fit_block, squared_block, 1.0, first_block=0)

@@ -132,6 +132,53 @@ def _dlt(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
     return vt[8].reshape(3, 3)
 
 
+def _moment_terms(z: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-point weights ``c = (1, u, v, u² + v²)`` ``(4, N)`` and outer products ``z zᵀ``
+    ``(9, N)`` of ``z`` ``(3, N)``, ``u``, ``v`` ``(N,)``: the moments of :func:`_gram` are
+    ``S = c @ (z zᵀ)ᵀ`` (one ``(4, N) @ (N, 9)`` product)."""
+    weights = np.empty((4, len(u)))
+    weights[0], weights[1], weights[2] = 1.0, u, v
+    np.multiply(u, u, out=weights[3])
+    weights[3] += v * v
+    return weights, (z[:, None] * z[None]).reshape(9, -1)
+
+
+def _gram(S: np.ndarray) -> np.ndarray:
+    """9×9 ``Σᵢ (r₁ᵢ r₁ᵢᵀ + r₂ᵢ r₂ᵢᵀ)`` for rows ``r₁ = (0ᵀ, zᵀ, −v zᵀ)``, ``r₂ = (zᵀ, 0ᵀ, −u zᵀ)``.
+
+    Both the DLT rows (HZ eq. 4.3, ``z = x̃``, ``(u, v) = x′``, up to the sign of ``r₁``) and the
+    rows of the transfer-error Jacobian (``z = x̃ / w``, ``(u, v) = π(H x̃)``, see :func:`_lm`)
+    have this form, so both normal matrices are assembled from four 3×3 moments
+    ``S_c = Σᵢ cᵢ zᵢ zᵢᵀ``, ``S`` ``(4, 3, 3)`` for the weights ``c = 1, u, v, u² + v²``
+    (:func:`_moment_terms`), without any ``2N × 9`` matrix::
+
+        [[ S₁    0   −S_u        ]
+         [ 0     S₁  −S_v        ]
+         [ −S_u  −S_v  S_{u²+v²} ]]
+    """
+    G = np.zeros((9, 9))
+    G[0:3, 0:3] = G[3:6, 3:6] = S[0]
+    G[0:3, 6:9] = G[6:9, 0:3] = -S[1]
+    G[3:6, 6:9] = G[6:9, 3:6] = -S[2]
+    G[6:9, 6:9] = S[3]
+    return G
+
+
+def _dlt_normal(S: np.ndarray) -> np.ndarray | None:
+    """The DLT ``H`` from the moments ``S`` of :func:`_gram`: the eigenvector of ``AᵀA`` with the
+    least eigenvalue.
+
+    Same minimiser as :func:`_dlt` (``‖A h‖² = hᵀAᵀA h``) at a fraction of the cost, but squaring
+    ``A`` squares its condition number, so it is only used on Hartley-normalised points
+    (LO-RANSAC refits), and returns None instead of raising when the second-smallest eigenvalue
+    vanishes (a null space of dimension > 1).
+    """
+    eigenvalues, vectors = np.linalg.eigh(_gram(S))
+    if eigenvalues[1] <= _RANK_RTOL * eigenvalues[8]:
+        return None
+    return vectors[:, 0].reshape(3, 3)
+
+
 def _scaled(H: np.ndarray) -> np.ndarray:
     """``H / H[2, 2]`` where that entry is not (relatively) zero, else ``H / ‖H‖_F``."""
     norm = np.linalg.norm(H)
@@ -204,58 +251,74 @@ def _lm(H: np.ndarray, a: np.ndarray, b: np.ndarray, iterations: int = 50) -> np
 
     Marquardt's damping (HZ §A6.2): solve ``(JᵀJ + λ diag(JᵀJ)) δ = −Jᵀe``; a step that lowers
     the cost is kept and ``λ`` divided by 10, otherwise ``λ`` is multiplied by 10. Stops when the
-    cost falls by less than 10⁻¹⁰ relatively, the step is below 10⁻¹², or after ``iterations``.
-    Eight parameters and a closed-form Jacobian: a few NumPy calls per step, far less overhead
-    than a general solver (the test checks it against ``scipy.optimize.least_squares``).
+    cost falls by less than 10⁻⁸ relatively (scipy's default ``ftol``: near the minimum the steps
+    are Gauss–Newton's, which converge quadratically, so ~10⁻¹⁶ of the cost is left to gain), the
+    step is below 10⁻¹², or after ``iterations``.
+
+    With ``(u, v, w)ᵀ = H x̃``, ``z = x̃ / w`` and ``p = (u/w, v/w)``, the Jacobian rows of
+    ``p − b`` are ``∂p_u/∂h = (zᵀ, 0ᵀ, −p_u zᵀ)`` and ``∂p_v/∂h = (0ᵀ, zᵀ, −p_v zᵀ)``, so ``JᵀJ``
+    is :func:`_gram` of ``(z, p)`` and ``Jᵀe = (Σ e_u z, Σ e_v z, −Σ (p_u e_u + p_v e_v) z)``:
+    eight parameters, a few NumPy calls per step, no ``2N × 8`` Jacobian and far less overhead
+    than a general solver (the test checks it against ``scipy.optimize.least_squares``). A
+    rejected trial step costs one residual evaluation only.
     """
     H = H / np.abs(H).max()
     fixed = int(np.argmax(np.abs(H)))
-    free = np.delete(np.arange(9), fixed)
-    xh = np.column_stack([a, np.ones(len(a))])
+    free = np.array([i for i in range(9) if i != fixed])
+    free_block = np.ix_(free, free)
+    xh = np.ones((3, len(a)))  # points as columns: every array below is (k, N), N contiguous
+    xh[:2] = a.T
+    bt = b.T
 
-    def residuals_and_jacobian(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # u = h₀·x̃, v = h₁·x̃, w = h₂·x̃ (rows hⱼ of H, x̃ = (x, y, 1)):
-        # ∂(u/w)/∂h₀ = x̃/w, ∂(u/w)/∂h₂ = −(u/w) x̃/w, and likewise for v.
-        y = xh @ h.reshape(3, 3).T
-        proj = y[:, :2] / y[:, 2:]
-        xw = xh / y[:, 2:]
-        J = np.zeros((len(a), 2, 9))
-        J[:, 0, 0:3] = xw
-        J[:, 1, 3:6] = xw
-        J[:, 0, 6:9] = -proj[:, :1] * xw
-        J[:, 1, 6:9] = -proj[:, 1:] * xw
-        return (proj - b).ravel(), J.reshape(-1, 9)[:, free]
+    def residuals(h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(e, p, 1/w, cost)`` for the stacked ``h`` (9,): ``e = p − b`` and ``p`` (2, N)."""
+        y = h.reshape(3, 3) @ xh
+        inv_w = 1.0 / y[2]
+        proj = y[:2] * inv_w
+        e = proj - bt
+        return e, proj, inv_w, float(e.ravel() @ e.ravel())
 
-    h = H.ravel().copy()
-    e, J = residuals_and_jacobian(h)
-    cost = e @ e
-    if not np.isfinite(cost):
-        return H  # a point at infinity under H: nothing sensible to refine from
-    damping = 1e-3
-    for _ in range(iterations):
-        JtJ, Jte = J.T @ J, J.T @ e
-        while True:
-            try:
-                step = np.linalg.solve(JtJ + damping * np.diag(np.diag(JtJ)), -Jte)
-            except np.linalg.LinAlgError:
-                step = None
-            if step is not None:
-                trial = h.copy()
-                trial[free] += step
-                e_new, J_new = residuals_and_jacobian(trial)
-                cost_new = e_new @ e_new
-                if np.isfinite(cost_new) and cost_new < cost:
-                    break
-            damping *= 10.0
-            if damping > 1e12:
-                return h.reshape(3, 3)
-        converged = (cost - cost_new <= 1e-10 * cost
-                     or np.linalg.norm(step) <= 1e-12 * (np.linalg.norm(h[free]) + 1e-12))
-        h, e, J, cost = trial, e_new, J_new, cost_new
-        damping = max(damping / 10.0, 1e-12)
-        if converged:
-            break
-    return h.reshape(3, 3)
+    def normal_equations(e: np.ndarray, proj: np.ndarray, inv_w: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        z = xh * inv_w
+        weights = np.empty((3, len(inv_w)))
+        weights[:2] = e
+        weights[2] = -(proj[0] * e[0] + proj[1] * e[1])
+        Jte = (weights @ z.T).ravel()
+        moment_weights, outer = _moment_terms(z, proj[0], proj[1])
+        return _gram((moment_weights @ outer.T).reshape(4, 3, 3))[free_block], Jte[free]
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # points at infinity
+        h = H.ravel().copy()
+        e, proj, inv_w, cost = residuals(h)
+        if not np.isfinite(cost):
+            return H  # a point at infinity under H: nothing sensible to refine from
+        damping = 1e-3
+        for _ in range(iterations):
+            JtJ, Jte = normal_equations(e, proj, inv_w)
+            diagonal = JtJ.diagonal().copy()
+            while True:
+                JtJ.flat[::9] = diagonal * (1.0 + damping)
+                try:
+                    step = np.linalg.solve(JtJ, -Jte)
+                except np.linalg.LinAlgError:
+                    step = None
+                if step is not None:
+                    trial = h.copy()
+                    trial[free] += step
+                    e_new, proj_new, inv_w_new, cost_new = residuals(trial)
+                    if np.isfinite(cost_new) and cost_new < cost:
+                        break
+                damping *= 10.0
+                if damping > 1e12:
+                    return h.reshape(3, 3)
+            converged = (cost - cost_new <= 1e-8 * cost
+                         or math.sqrt(step @ step) <= 1e-12 * (np.linalg.norm(h[free]) + 1e-12))
+            h, e, proj, inv_w, cost = trial, e_new, proj_new, inv_w_new, cost_new
+            damping = max(damping / 10.0, 1e-12)
+            if converged:
+                break
+        return h.reshape(3, 3)
 
 
 def find_homography(
@@ -276,7 +339,9 @@ def find_homography(
        collinear in either image, or when its four triangles do not all keep (or all flip) their
        orientation from ``src`` to ``dst``: a homography of a plane seen from the front cannot
        fold it (Marquez-Neila et al.). Scoring uses the one-way transfer error
-       ``d(x′, H x) < threshold``. Local optimisation refits with the normalised DLT.
+       ``d(x′, H x) < threshold``. Local optimisation refits with the normalised DLT, as the
+       least eigenvector of the 9×9 ``AᵀA`` of the inliers, a sum of per-point terms
+       (:func:`_gram`) computed once.
     3. Levenberg–Marquardt on the inliers' transfer error (:func:`refine_homography`); the
        inliers are those of the final ``H``.
 
@@ -308,19 +373,24 @@ def find_homography(
     b, Tb = _normalise(b, op)
     for name, x in (("src", a), ("dst", b)):
         # Normalised points have RMS radius ~√2: a vanishing second singular value means a line.
-        if np.linalg.svd(x, compute_uv=False)[1] <= 1e-9 * math.sqrt(len(x)):
+        # It is the square root of the smaller eigenvalue of the 2×2 scatter matrix xᵀx.
+        (sxx, sxy), (_, syy) = x.T @ x
+        half_trace = 0.5 * (sxx + syy)
+        smaller = half_trace - math.sqrt(max(half_trace**2 - (sxx * syy - sxy * sxy), 0.0))
+        if math.sqrt(max(smaller, 0.0)) <= 1e-9 * math.sqrt(len(x)):
             raise GeometryError(f"{op}: expected {name} points not all on one line, got "
                                 f"{len(x)} collinear points")
     t_n = t * Tb[0, 0]  # the threshold in normalised dst units (T′ scales distances by s′)
     n = len(a)
-    ah, bh = np.column_stack([a, np.ones(n)]), np.column_stack([b, np.ones(n)])
+    ab = np.vstack([a.T, b.T])  # (4, N): x, y, x′, y′
+    ah = np.ones((3, n))  # homogeneous src points as columns
+    ah[:2] = ab[:2]
     # Scoring runs in float32: residuals of normalised points need ~1e-7 relative precision only.
-    a32 = np.ascontiguousarray(ah.T, dtype=np.float32)
-    bx32, by32 = b[:, 0].astype(np.float32), b[:, 1].astype(np.float32)
+    a32 = ah.astype(np.float32)
+    bx32, by32 = ab[2].astype(np.float32), ab[3].astype(np.float32)
 
     def fit(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        Hs, ok = _four_point(ah[samples], bh[samples])
-        return Hs[ok], np.flatnonzero(ok)
+        return _four_point(ab[:, samples.T])
 
     def squared_residuals(Hs: np.ndarray) -> np.ndarray:
         k = len(Hs)
@@ -338,11 +408,15 @@ def find_homography(
             du += dv
         return du
 
+    # LO refits: the moments of _gram for any subset of points are a sum of per-point terms.
+    moment_weights, outer = _moment_terms(ah, ab[2], ab[3])
+    per_point = (moment_weights[:, None] * outer[None]).reshape(36, n)
+
     def refine_dlt(idx: np.ndarray) -> np.ndarray | None:
-        try:  # the inliers of normalised points are well enough conditioned as they are
-            return _dlt(a[idx], b[idx], op)
-        except GeometryError:
-            return None
+        selected = np.zeros(n)
+        selected[idx] = 1.0
+        # normalised points are well enough conditioned for the normal equations
+        return _dlt_normal((per_point @ selected).reshape(4, 3, 3))
 
     result = ransac_batched(n, 4, fit, squared_residuals, t_n, refine=refine_dlt,
                             confidence=confidence, max_iterations=max_iterations, seed=seed)
@@ -357,30 +431,46 @@ def find_homography(
     return _scaled(np.linalg.solve(Tb, Hn @ Ta)), inliers
 
 
-def _four_point(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Homographies ``q ~ H p`` from B samples of 4 homogeneous points ``(B, 4, 3)`` (w = 1).
+# The four triangles of a 4-point sample, as (first, second, third) vertices: d₀ = det[p₁ p₂ p₃],
+# d₁ = det[p₄ p₂ p₃], d₂ = det[p₁ p₄ p₃], d₃ = det[p₁ p₂ p₄].
+_TRIANGLES = np.array([[0, 3, 0, 0], [1, 1, 3, 1], [2, 2, 2, 3]])
 
-    Returns ``(H (B, 3, 3), ok (B,))``; ``ok`` is False for samples with three collinear points
-    in either set or with inconsistent triangle orientations (see :func:`find_homography`).
+
+def _four_point(pq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Homographies ``q ~ H p`` from B samples of 4 correspondences ``(4, 4, B)``: coordinate
+    ``(x, y, x′, y′)``, point, sample.
+
+    Returns ``(H (K, 3, 3), kept (K,))``: the homographies of the K samples kept, scaled by an
+    arbitrary factor, and the indices of those samples, ascending. A sample is dropped when three
+    of its points are collinear in either set or its triangle orientations are inconsistent
+    (see :func:`find_homography`). The sample axis is last throughout, so that every NumPy call
+    runs over B contiguous values (and reductions over points are element-wise).
     """
-    # The four triangles, as (first, second, third) vertex: d₀ = det[p₁ p₂ p₃],
-    # d₁ = det[p₄ p₂ p₃], d₂ = det[p₁ p₄ p₃], d₃ = det[p₁ p₂ p₄]. With w = 1, det[a b c] is the
-    # 2-D cross product (b − a) × (c − a), twice the signed area.
-    first, second, third = [0, 3, 0, 0], [1, 1, 3, 1], [2, 2, 2, 3]
-
-    def dets(pts: np.ndarray) -> np.ndarray:
-        ab = pts[:, second, :2] - pts[:, first, :2]
-        ac = pts[:, third, :2] - pts[:, first, :2]
-        return ab[..., 0] * ac[..., 1] - ab[..., 1] * ac[..., 0]  # (B, 4)
-
-    d, e = dets(p), dets(q)
-    orientation = d * e > 0
-    ok = (np.abs(d).min(axis=1) > _COLLINEAR_AREA) & (np.abs(e).min(axis=1) > _COLLINEAR_AREA)
-    ok &= orientation.all(axis=1) | ~orientation.any(axis=1)
-    # rows of adj[p₁ p₂ p₃]: p₂ × p₃, p₃ × p₁, p₁ × p₂
-    adj = np.cross(p[:, [1, 2, 0]], p[:, [2, 0, 1]])
-    c = np.stack([e[:, 1] * d[:, 2] * d[:, 3], e[:, 2] * d[:, 1] * d[:, 3],
-                  e[:, 3] * d[:, 1] * d[:, 2]], axis=1)
-    H = np.einsum("bij,bi,bik->bjk", q[:, :3], c, adj)
-    H /= np.linalg.norm(H.reshape(-1, 9), axis=1)[:, None, None] + 1e-300
-    return H, ok
+    # With w = 1, det[a b c] is the 2-D cross product (b − a) × (c − a), twice the signed area.
+    corners = pq[:, _TRIANGLES]  # (4, 3, 4, B): coordinate, vertex, triangle, sample
+    edges = corners[:, 1:] - corners[:, :1]  # (4, 2, 4, B): b − a and c − a
+    x, y = edges[0::2], edges[1::2]  # (2, 2, 4, B): image, edge, triangle, sample
+    det = x[:, 0] * y[:, 1] - y[:, 0] * x[:, 1]  # (2, 4, B): the dᵢ in src, the eᵢ in dst
+    orientation = det[0] * det[1]
+    ok = np.abs(det).reshape(8, -1).min(axis=0) > _COLLINEAR_AREA
+    ok &= (orientation.min(axis=0) > 0) | (orientation.max(axis=0) < 0)
+    kept = np.flatnonzero(ok)
+    pq, d, e = pq[..., kept], det[0][:, kept], det[1][:, kept]
+    # c = (e₁d₂d₃, e₂d₁d₃, e₃d₁d₂) = eᵢ (d₁d₂d₃) / dᵢ, scaled to a largest entry of 1 so that
+    # H stays well inside float32's range.
+    c = e[1:] * ((d[1] * d[2] * d[3]) / d[1:])  # (3, K)
+    c /= np.abs(c).max(axis=0)
+    # rows of adj[p₁ p₂ p₃]: p₂ × p₃, p₃ × p₁, p₁ × p₂; for w = 1,
+    # pⱼ × pₖ = (yⱼ − yₖ, xₖ − xⱼ, xⱼ yₖ − xₖ yⱼ)
+    pj, pk = pq[:2, [1, 2, 0]], pq[:2, [2, 0, 1]]  # (2, 3, K)
+    scaled_adj = np.empty((3, 3, len(kept)))  # diag(c) · adj: row, column, sample
+    scaled_adj[:, 0] = pj[1] - pk[1]
+    scaled_adj[:, 1] = pk[0] - pj[0]
+    scaled_adj[:, 2] = pj[0] * pk[1] - pk[0] * pj[1]
+    scaled_adj *= c[:, None]
+    # H = [q₁ q₂ q₃] · diag(c) · adj, the qᵢ homogeneous: row 3 of H sums the rows of diag(c) adj
+    H = np.empty((len(kept), 3, 3))
+    Ht = H.transpose(1, 2, 0)
+    Ht[:2] = (pq[2:, :3, None] * scaled_adj).sum(axis=1)
+    Ht[2] = scaled_adj.sum(axis=0)
+    return H, kept

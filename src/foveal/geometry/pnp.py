@@ -52,6 +52,10 @@ _PLANAR_RTOL = 1e-6
 # they are only scored.
 _BETA_ITERATIONS, _BETA_ITERATIONS_RANSAC = 10, 5
 
+# Samples in RANSAC's first block. A block of batched EPnP has a fixed cost of ~20 samples, so the
+# first one covers the ~38 that p = 0.999 asks for at 30% outliers (5-point samples).
+_FIRST_BLOCK = 40
+
 # Index tables of EPnP: control-point pairs (a < b), and the six products βₖβₗ (k ≤ l) as the
 # columns of L, off-diagonal ones counted twice in ‖Σ βₖ dvₖ‖²; the N = 2 products are columns
 # (β₁β₁, β₁β₂, β₂β₂).
@@ -120,9 +124,17 @@ def _projection_jacobian(p_cam: np.ndarray, fx: ArrayLike, skew: ArrayLike,
 def _rotation_jacobian(J_proj: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``J_proj · (−[q]×)`` (M, 2, 3): the derivative through ``R ← exp([δ]×) R`` at ``q = R X``.
 
-    ``exp([δ]×) q ≈ q + δ × q = q − [q]× δ``, and a row ``a`` times ``−[q]×`` is ``(q × a)ᵀ``.
+    ``exp([δ]×) q ≈ q + δ × q = q − [q]× δ``, and a row ``a`` times ``−[q]×`` is ``(q × a)ᵀ``,
+    written out component by component (``np.cross`` costs more in axis shuffling than in
+    arithmetic at these sizes).
     """
-    return np.cross(q[:, None, :], J_proj)
+    q0, q1, q2 = q[:, 0, None], q[:, 1, None], q[:, 2, None]  # (M, 1): broadcast over both rows
+    a0, a1, a2 = J_proj[..., 0], J_proj[..., 1], J_proj[..., 2]
+    out = np.empty_like(J_proj)
+    out[..., 0] = q1 * a2 - q2 * a1
+    out[..., 1] = q2 * a0 - q0 * a2
+    out[..., 2] = q0 * a1 - q1 * a0
+    return out
 
 
 def _robust_cost(s: np.ndarray, loss: str, delta: float) -> np.ndarray:
@@ -413,9 +425,10 @@ def _refine(R: np.ndarray, t: np.ndarray, X: np.ndarray, x: np.ndarray, K: np.nd
         w, W = _robust_model(r, loss, delta)
         Jp = _projection_jacobian(p, fx, skew, fy)
         J = np.concatenate([_rotation_jacobian(Jp, q), Jp], axis=2)  # (N, 2, 6): δω, δt
-        JW = J if W is None else W @ J
-        H = np.einsum("nai,naj->ij", JW, J)
-        g = np.einsum("nai,na->i", J, r if w is None else w[:, None] * r)
+        J2 = J.reshape(-1, 6)  # rows: the u and v residuals of each point
+        JW = J2 if W is None else (W @ J).reshape(-1, 6)
+        H = JW.T @ J2
+        g = J2.T @ (r if w is None else w[:, None] * r).ravel()
         if np.abs(g).max() <= tolerance * max(cost, 1e-300):
             break
         D = np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-300))
@@ -426,6 +439,11 @@ def _refine(R: np.ndarray, t: np.ndarray, X: np.ndarray, x: np.ndarray, K: np.nd
             except np.linalg.LinAlgError:
                 lam, nu = lam * nu, nu * 2
                 continue
+            if np.abs(step).max() <= tolerance:
+                # A negligible step ends the search before it is tried (as in Madsen et al.'s
+                # LM algorithm): at the optimum rounding makes such steps fail, and raising λ
+                # until one passes by chance costs a dozen evaluations for nothing.
+                break
             R_new, t_new = exp_so3(step[:3]) @ R, t + step[3:]
             cost_new = cost_of(R_new, t_new)
             predicted = 0.5 * step @ (lam * D * step - g)
@@ -492,7 +510,8 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
     of samples at once, with five Gauss–Newton steps on the betas). A point behind the camera
     is never an inlier. The best hypothesis is then refined on its inliers by Levenberg–Marquardt
     (:func:`refine_pose`), the inliers are recomputed with the refined pose, and it is refined
-    once more if they changed. ``refine=False`` replaces LM by EPnP on the inliers.
+    once more on them if they changed: the inliers returned are those the pose was fitted to.
+    ``refine=False`` replaces LM by EPnP on the inliers.
 
     No local optimisation runs inside the loop: LM on the final inliers reaches the same pose,
     and re-running EPnP on hundreds of inliers at every new best cost more than the samples it
@@ -516,33 +535,44 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
         owners = np.flatnonzero(valid)
         return np.concatenate([R, t[..., None]], 2)[owners], owners
 
-    Xh = np.column_stack([X, np.ones(len(X))])
-    K2t = K[:2, :2].T
+    Xh = np.vstack([X.T, np.ones(len(X))])  # (4, N): points as columns, N contiguous
+    mx, my = m[:, 0], m[:, 1]
+    fx, skew, fy = K[0, 0], K[0, 1], K[1, 1]
 
-    def residuals(models: np.ndarray) -> np.ndarray:
-        p = Xh @ np.swapaxes(models, 1, 2)  # (k, N, 3) = [R | t] X̃
-        z = p[..., 2]
+    def squared_residuals(models: np.ndarray) -> np.ndarray:
+        """Squared reprojection errors in pixels² (k, N), as ransac_batched expects:
+        ``‖K₂ (x/z − m̂, y/z − n̂)‖²`` with ``K₂ = [[f_x, s], [0, f_y]]``, ``inf`` behind the
+        camera."""
+        p = models @ Xh  # (k, 3, N) = [R | t] X̃
+        z = p[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
-            d = (p[..., :2] / z[..., None] - m) @ K2t  # pixels: K₂ (x/z − m̂)
-            err = np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2)
-        err[~(z > 0)] = np.inf
-        return err
+            inv_z = 1.0 / z
+            du = p[:, 0] * inv_z - mx
+            dv = p[:, 1] * inv_z - my
+            ex = fx * du + skew * dv
+            ey = fy * dv
+            err2 = ex * ex + ey * ey
+        err2[~(z > 0)] = np.inf
+        return err2
 
-    result = ransac_batched(len(X), sample_size, fit, residuals, threshold,
-                            confidence=confidence, max_iterations=max_iterations, seed=seed)
+    result = ransac_batched(len(X), sample_size, fit, squared_residuals, threshold,
+                            confidence=confidence, max_iterations=max_iterations, seed=seed,
+                            first_block=_FIRST_BLOCK)
     inliers = result.inliers
     if result.model is None or inliers.sum() < sample_size:
         raise GeometryError(f"{op}: expected a pose with at least {sample_size} inliers within "
                             f"{threshold} px, got {int(inliers.sum())} after "
                             f"{result.iterations} samples")
     R, t = result.model[:, :3], result.model[:, 3]
-    for _ in range(2):
+    for fit_round in range(2):
         if refine:
             R, t, _ = _refine(R, t, X[inliers], x[inliers], K, "linear", 1.0, 20, 1e-10)
         else:
             Rb, tb, _ = _epnp_batch(X[inliers][None], m[inliers][None], x[inliers][None], K)
             R, t = Rb[0], tb[0]
-        updated = residuals(np.column_stack([R, t])[None])[0] < threshold
+        if fit_round == 1:
+            break  # the returned inliers are those the returned pose was fitted to
+        updated = squared_residuals(np.column_stack([R, t])[None])[0] < threshold**2
         if np.array_equal(updated, inliers) or updated.sum() < sample_size:
             break
         inliers = updated

@@ -30,10 +30,10 @@ solver finds no model, are drawn again without counting (as OpenCV does).
 Two front doors share one loop: :func:`ransac` takes per-sample callbacks (any model), and
 :func:`ransac_batched` takes callbacks that fit and score a whole block of samples at once, for
 models whose minimal solver vectorises (homographies, see :mod:`foveal.geometry.homography`).
-Samples are drawn, fitted and scored in blocks (growing from 32 to 256 samples), but new bests
-are taken in sample order and ``N`` is updated at each, so the result and the iteration count
-are those of a one-sample-at-a-time loop; a block may score a few samples past the stop, which
-do not count. Both front doors give the same result for the same seed.
+Samples are drawn, fitted and scored in blocks (doubling from 32, or ``first_block``, up to
+256 samples), but new bests are taken in sample order and ``N`` is updated at each, so the result
+and the iteration count are those of a one-sample-at-a-time loop; a block may score a few samples
+past the stop, which do not count. Both front doors give the same result for the same seed.
 
 Reference: HZ §4.7; M. Fischler and R. Bolles, *Random sample consensus*, CACM 1981; P. Torr and
 A. Zisserman, *MLESAC*, CVIU 2000; O. Chum, J. Matas and J. Kittler, *Locally optimized RANSAC*,
@@ -122,14 +122,20 @@ def draw_samples(n: int, sample_size: int, count: int, rng: np.random.Generator)
 
     Each row is uniform over the ``s``-subsets (in random order): its ``j``-th entry is a uniform
     draw ``r`` from the ``n − j`` indices not yet taken, found by stepping ``r`` past the taken
-    ones in ascending order. Vectorised over rows, so a block costs ``O(s²)`` array operations.
+    ones in ascending order. Vectorised over rows, so a block costs ``O(s²)`` array operations:
+    the taken indices are kept sorted column by column, each new one inserted with
+    ``minimum``/``maximum`` (cheaper than sorting many rows of a few entries).
     """
     idx = np.empty((count, sample_size), dtype=np.intp)
+    taken: list[np.ndarray] = []  # taken[i]: the (i+1)-th smallest index of each row so far
     for j in range(sample_size):
         r = rng.integers(0, n - j, size=count)
-        for taken in np.sort(idx[:, :j], axis=1).T:
-            r += r >= taken
+        for smaller in taken:
+            r += r >= smaller
         idx[:, j] = r
+        for i, column in enumerate(taken):  # insert r, keeping the columns sorted
+            taken[i], r = np.minimum(column, r), np.maximum(column, r)
+        taken.append(r)
     return idx
 
 
@@ -210,6 +216,7 @@ def ransac_batched(
     max_iterations: int = 10_000,
     min_iterations: int = 0,
     seed: int | np.random.Generator | None = 0,
+    first_block: int = _FIRST_BLOCK,
 ) -> RansacResult[M]:
     """:func:`ransac` for models whose minimal solver and residuals vectorise over samples.
 
@@ -223,6 +230,9 @@ def ransac_batched(
         squared_residuals: ``K`` models → ``(K, n)`` squared residuals ``rᵢ²`` in any float
             dtype (float32 halves the memory traffic of scoring). Squared, because MSAC needs
             only ``r²``: no square root per point and hypothesis.
+        first_block: samples drawn in the first block. Raise it for a solver whose fixed cost
+            per block is high (batched EPnP: that of ~20 samples), so that a run rarely needs a
+            second block for a handful of samples.
 
     Everything else is as in :func:`ransac`.
     """
@@ -232,7 +242,7 @@ def ransac_batched(
 
     return _run("ransac_batched", n, sample_size, fit, squared_residuals, squared_one, threshold,
                 refine=refine, confidence=confidence, max_iterations=max_iterations,
-                min_iterations=min_iterations, seed=seed)
+                min_iterations=min_iterations, seed=seed, first_block=first_block)
 
 
 def _msac(r2: np.ndarray, t2: float) -> np.ndarray:
@@ -254,6 +264,7 @@ def _run(
     max_iterations: int,
     min_iterations: int,
     seed: int | np.random.Generator | None,
+    first_block: int = _FIRST_BLOCK,
 ) -> RansacResult[M]:
     n, s = int(n), int(s)
     if s < 1:
@@ -276,7 +287,10 @@ def _run(
     limit = max_iterations  # max(adaptive N, min_iterations), capped
     tried = drawn = productive_so_far = 0
     max_block = max(1, min(_MAX_BLOCK, _MAX_BLOCK_RESIDUALS // n))
-    block = min(_FIRST_BLOCK, max_block)
+    if int(first_block) < 1:
+        raise GeometryError(f"{op}: expected first_block ≥ 1, got {first_block}")
+    first_block = min(int(first_block), max_block)
+    block = first_block
     while tried < limit and drawn < _MAX_DRAWS_PER_ITERATION * max_iterations:
         # Draw enough for the iterations left, given the share of samples that gave a model.
         rate = max(productive_so_far / drawn, 0.05) if drawn else 1.0
