@@ -26,28 +26,13 @@ a 20×15 grid, and the share of true inliers found.
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
+from timing import alternating_median_ms
 
 BUDGETS = [100, 300]
 H_TRUE = [[0.92, 0.12, 35.0], [-0.07, 1.04, 18.0], [2.1e-4, -1.3e-4, 1.0]]
-
-
-def median_ms(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
-    """Median milliseconds of each function, run alternately so that load on a shared machine
-    hits both alike."""
-    for fn in fns:
-        fn()  # warm-up
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, t in zip(fns, times, strict=True):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [1000 * statistics.median(t) for t in times]
 
 
 def scene(seed: int, n: int = 1000, outlier_ratio: float = 0.5):
@@ -95,7 +80,7 @@ def measure(seed: int, budget: int | None, repeats: int) -> dict[str, Any]:
             return cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=budget,
                                       confidence=float(np.nextafter(1.0, 0.0)))
 
-    t_ours, t_cv = median_ms([ours, theirs], repeats)
+    t_ours, t_cv = alternating_median_ms([ours, theirs], repeats)
     H_ours, in_ours = ours()
     H_cv, in_cv = theirs()
     err_ours, rec_ours = accuracy(H_ours, H, in_ours, true_inliers)
