@@ -116,6 +116,8 @@ def main() -> None:
 def record_run(task: str, run_dir: Path, name: str | None) -> None:
     """Write the results file of a finished run folder: its metrics, config and per-epoch
     history, with the command that made it (from ``config.json``)."""
+    if not (run_dir / "metrics.json").is_file():
+        raise SystemExit(f"expected a finished run folder with metrics.json, got {run_dir}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()

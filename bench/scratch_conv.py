@@ -5,9 +5,10 @@
 
 Both run float32 on the CPU with the same thread count (torch's intra-op threads = the BLAS
 threads NumPy uses = the FFT workers, set through ``--threads``). For each shape: median
-milliseconds of forward plus backward (input, weight and bias gradients) for ours, by each
-algorithm (``conv2d``'s default ``"auto"``, which takes the FFT for these stride-1 shapes, and
-``"im2col"``), and for torch autograd, run alternately; the ratios ours / torch (goal ≤ 2); the
+milliseconds of forward plus backward (input, weight and bias gradients) for ours, by
+``conv2d``'s default ``"auto"`` (the FFT or im2col, whichever its cost estimate
+``prefers_fft`` picks: recorded per row) and by ``"im2col"``, and for torch autograd, run
+alternately; the ratios ours / torch (goal ≤ 2); the
 peak memory NumPy allocated during each of ours (tracemalloc); and the im2col buffer size
 ``C_in·k²·N·OH·OW·4`` bytes that an unchunked im2col would hold.
 """
@@ -58,7 +59,7 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
         tx.grad = tw.grad = tb.grad = None
         F.conv2d(tx, tw, tb, 1, pad).backward(tg)
 
-    t_fft, t_im2col, t_torch = alternating_median_ms(
+    t_auto, t_im2col, t_torch = alternating_median_ms(
         [ours("auto"), ours("im2col"), theirs], repeats)
     peaks = []
     for algorithm in ("auto", "im2col"):
@@ -67,9 +68,15 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     cols = c * k * k * n * h * h * 4
-    return {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "ours_ms": round(t_fft, 2),
+    from foveal.scratch.ops.conv import prefers_fft
+    from foveal.scratch.ops.conv_fft import fft_shape
+
+    chosen = "fft" if prefers_fft(n, c, o, (k, k), (h, h), fft_shape(h + 2 * pad, h + 2 * pad)) \
+        else "im2col"
+    return {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "auto": chosen,
+            "ours_ms": round(t_auto, 2),
             "im2col_ms": round(t_im2col, 2), "torch_ms": round(t_torch, 2),
-            "ratio": round(t_fft / t_torch, 2), "im2col_ratio": round(t_im2col / t_torch, 2),
+            "ratio": round(t_auto / t_torch, 2), "im2col_ratio": round(t_im2col / t_torch, 2),
             "peak_numpy_mb": round(peaks[0] / 2**20, 1),
             "im2col_peak_numpy_mb": round(peaks[1] / 2**20, 1), "im2col_mb": round(cols / 2**20, 1)}
 
@@ -88,7 +95,8 @@ def main() -> None:
     for shape in shapes:
         row = measure(*shape, repeats=repeats)
         rows.append(row)
-        print(f"| {row['shape']} | {row['ours_ms']} | {row['im2col_ms']} | {row['torch_ms']} | "
+        print(f"| {row['shape']} | {row['auto']} | {row['ours_ms']} | {row['im2col_ms']} | "
+              f"{row['torch_ms']} | "
               f"{row['ratio']} | {row['im2col_ratio']} | {row['peak_numpy_mb']} | "
               f"{row['im2col_peak_numpy_mb']} | {row['im2col_mb']} |", flush=True)
     ratios = [r["ratio"] for r in rows]

@@ -4,7 +4,8 @@ Both sides get the same float64 inputs and the same random upstream gradient ``r
 ``f(x)`` and each ``∂(Σ r ⊙ f)/∂xᵢ`` with :func:`~foveal.scratch.gradcheck.relative_error`.
 :func:`torch_check` does this for a function of tensors; :func:`module_check` also compares the
 gradient of every parameter of a layer with the torch layer's parameter of the same name.
-torch is imported lazily: the engine itself needs only NumPy.
+torch is imported lazily: the engine itself needs only NumPy (and scipy.fft for the FFT
+convolution).
 """
 
 from __future__ import annotations

@@ -77,13 +77,32 @@ def test_auto_takes_the_fft_only_where_it_applies():
 
 
 def test_auto_prefers_the_fft_for_few_channels_and_large_kernels():
-    """The cost estimate picks the FFT where bench/scratch_conv.py measured it faster (16–32
-    channels, 5×5) and im2col for 128 channels at 3×3."""
-    assert prefers_fft(16, 16, (3, 3), (32, 32), (36, 36))
-    assert prefers_fft(32, 32, (5, 5), (32, 32), (36, 36))
-    assert prefers_fft(64, 64, (5, 5), (32, 32), (36, 36))
-    assert not prefers_fft(128, 128, (3, 3), (32, 32), (36, 36))
-    assert not prefers_fft(3, 64, (3, 3), (32, 32), (36, 36))
+    """The cost estimate picks the FFT where bench/scratch_conv.py measured it faster (batch
+    64: 16–64 channels, 5×5) and im2col for 128 channels at 3×3, for a single image (the
+    kernels' transforms, once a batch, dominate) and where the kernels' spectra are too large."""
+    assert prefers_fft(64, 16, 16, (5, 5), (32, 32), (36, 36))
+    assert prefers_fft(64, 32, 32, (5, 5), (32, 32), (36, 36))
+    assert prefers_fft(64, 64, 64, (5, 5), (32, 32), (36, 36))
+    assert not prefers_fft(64, 128, 128, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(64, 3, 64, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(1, 64, 64, (5, 5), (32, 32), (36, 36))
+    assert not prefers_fft(1, 32, 32, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(64, 64, 64, (5, 5), (128, 128), (132, 132))
+
+
+def test_fft_with_frozen_weights_or_input_gives_the_other_gradient():
+    """Only the spectra a gradient needs are kept: x̂ for ∂L/∂W, Ŵ for ∂L/∂x. Oracle: im2col."""
+    x, W = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    grads = {}
+    for algorithm in ("fft", "im2col"):
+        xt, wt = Tensor(x, requires_grad=True), Tensor(W)
+        conv2d(xt, wt, padding=1, algorithm=algorithm).sum().backward()
+        xf, wf = Tensor(x), Tensor(W, requires_grad=True)
+        conv2d(xf, wf, padding=1, algorithm=algorithm).sum().backward()
+        assert wt.grad is None and xf.grad is None
+        grads[algorithm] = (xt.grad, wf.grad)
+    for a, b in zip(grads["fft"], grads["im2col"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12)
 
 
 def test_fft_refuses_what_it_cannot_do_and_unknown_algorithms():

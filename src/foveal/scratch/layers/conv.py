@@ -6,17 +6,19 @@ import numpy as np
 
 from foveal.scratch.init import kaiming_uniform_linear
 from foveal.scratch.layers.module import Module, Parameter
-from foveal.scratch.ops.conv import Pair, _pair, conv2d, conv_transpose2d
+from foveal.scratch.ops.conv import ALGORITHMS, Pair, _pair, conv2d, conv_transpose2d
 from foveal.scratch.tensor import Tensor
 
 
 class Conv2d(Module):
     """:func:`~foveal.scratch.ops.conv.conv2d` with weight (C_out, C_in/groups, kH, kW) and bias
-    (C_out,), both ``U(−1/√fan_in, 1/√fan_in)`` with ``fan_in = C_in/groups · kH · kW``."""
+    (C_out,), both ``U(−1/√fan_in, 1/√fan_in)`` with ``fan_in = C_in/groups · kH · kW``;
+    ``algorithm`` is conv2d's (``"auto"``, ``"im2col"`` or ``"fft"``)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair = 0, dilation: Pair = 1, groups: int = 1, bias: bool = True, *,
-                 rng: np.random.Generator | None = None, dtype: type = np.float32) -> None:
+                 rng: np.random.Generator | None = None, dtype: type = np.float32,
+                 algorithm: str = "auto") -> None:
         super().__init__()
         k = _pair(kernel_size, "kernel_size", "Conv2d", 1)
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -24,13 +26,17 @@ class Conv2d(Module):
                              f"out_channels={out_channels}, got groups={groups}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"Conv2d: expected algorithm one of {', '.join(ALGORITHMS)}, got "
+                             f"{algorithm!r}")
+        self.algorithm = algorithm
         w, b = kaiming_uniform_linear((out_channels, in_channels // groups, *k), rng)
         self.weight = Parameter(w.astype(dtype))
         self.bias = Parameter(b.astype(dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                      self.groups)
+                      self.groups, algorithm=self.algorithm)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

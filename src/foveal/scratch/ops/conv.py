@@ -182,20 +182,31 @@ def fft_applies(stride: tuple[int, int], dilation: tuple[int, int], groups: int,
     return stride == (1, 1) and dilation == (1, 1) and groups == 1 and kernel != (1, 1)
 
 
-def prefers_fft(c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
-                fft_hw: tuple[int, int]) -> bool:
-    """``algorithm="auto"``'s choice where both routes apply: the cheaper by a cost estimate
-    in milliseconds per image, fitted to single-thread timings of forward + backward on CPU-2
-    (``bench/scratch_conv.py`` shapes, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
+FFT_WEIGHT_SPECTRA_BYTES = 128 * 2**20
+"""The FFT route holds the kernels' spectra, S_h·(S_w/2+1)·C_in·C_out complex values, whatever
+the batch size; past this many bytes ``"auto"`` takes im2col."""
 
-        FFT    ≈ S_h·S_w · (1.5e-3 · (C_in + C_out) + 8.1e-5 · C_in·C_out)     transforms, products
-        im2col ≈ OH·OW·k² · C_in · (4.5e-4 + 1.1e-5 · C_out)                    copies, products
 
-    The FFT's cost does not grow with the kernel; im2col's product is k²·C_in·C_out per pixel.
+def prefers_fft(n: int, c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
+                fft_hw: tuple[int, int], itemsize: int = 4) -> bool:
+    """``algorithm="auto"``'s choice where both routes apply: the cheaper by a cost estimate in
+    milliseconds, fitted to single-thread timings of forward + backward on CPU-2
+    (``bench/scratch_conv.py``: N = 64, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
+
+        FFT    ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 7.0e-7 · C_in·C_out)     per image
+                            + 4.6e-5 · C_in·C_out)                                 the kernels
+        im2col ≈ N · OH·OW·k² · C_in · (7.0e-6 + 1.8e-7 · C_out)
+
+    The FFT's per-image cost does not grow with the kernel, but transforming the kernels (and
+    the weight gradient back) costs as much as ~65 images' channel products, once per batch:
+    for a single image im2col wins. Spectra of the kernels larger than
+    :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col.
     """
-    kk = kernel[0] * kernel[1]
-    fft = fft_hw[0] * fft_hw[1] * (1.5e-3 * (c_in + c_out) + 8.1e-5 * c_in * c_out)
-    im2col = out_hw[0] * out_hw[1] * kk * c_in * (4.5e-4 + 1.1e-5 * c_out)
+    s2 = fft_hw[0] * fft_hw[1]
+    if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
+        return False
+    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 7.0e-7 * c_in * c_out) + 4.6e-5 * c_in * c_out)
+    im2col = n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (7.0e-6 + 1.8e-7 * c_out)
     return fft < im2col
 
 
@@ -208,7 +219,10 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     ``exact=True`` rejects a non-integer output size instead of flooring it. ``algorithm``:
     ``"im2col"`` (module doc; any stride, dilation and groups), ``"fft"`` (:mod:`.conv_fft`;
     stride 1, no dilation, one group) or ``"auto"``: the FFT where :func:`fft_applies` and
-    :func:`prefers_fft`, else im2col. Both give the same values up to rounding.
+    :func:`prefers_fft`, else im2col. Both give the same values up to rounding, but the FFT's
+    rounding error scales with the largest values of each map rather than with each output: in
+    float32, outputs far smaller than the map's largest are less precise (pass float64, or
+    ``"im2col"``, where that matters).
     """
     x, w = float_tensor(x, "conv2d", "input"), float_tensor(weight, "conv2d", "weight")
     b = as_tensor(bias) if bias is not None else None
@@ -224,28 +238,37 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     if algorithm == "auto" and fft_applies(s, d, groups, kernel):
         out_hw = (x.shape[2] + 2 * p[0] - kernel[0] + 1, x.shape[3] + 2 * p[1] - kernel[1] + 1)
         fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
-        use_fft = min(out_hw) > 0 and prefers_fft(w.shape[1], w.shape[0], kernel, out_hw, fft_hw)
+        use_fft = min(out_hw) > 0 and prefers_fft(x.shape[0], w.shape[1], w.shape[0], kernel,
+                                                  out_hw, fft_hw, np.result_type(x, w).itemsize)
     if use_fft and (s != (1, 1) or d != (1, 1) or groups != 1):
         raise ValueError(f"conv2d: algorithm 'fft' needs stride 1, dilation 1 and groups 1, got "
                          f"stride={s}, dilation={d}, groups={groups}")
+    xp: np.ndarray | None = None
+    spectra: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if use_fft:
-        xp = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x.data
         conv_output_size(x.shape[2], kernel[0], 1, p[0])  # the same size checks as im2col
         conv_output_size(x.shape[3], kernel[1], 1, p[1])
-        y, spectra = fft_conv_forward(xp, w.data)
+        xpad = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x.data
+        y, (x_hat, w_hat) = fft_conv_forward(xpad, w.data)
+        xp_shape = xpad.shape
+        # backward needs x̂ only for ∂L/∂W and Ŵ only for ∂L/∂x, and not the padded input
+        spectra = (x_hat if w.requires_grad else None, w_hat if x.requires_grad else None)
     else:
-        y, xp = _conv_forward(x.data, w.data, s, p, d, groups, exact)
+        y, xpad = _conv_forward(x.data, w.data, s, p, d, groups, exact)
+        xp_shape = xpad.shape
+        xp = xpad if w.requires_grad else None
+    del xpad
     if b is not None:
         y += b.data[:, None, None]
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
         if use_fft:
-            dxp, dw = fft_conv_backward(g, spectra, xp.shape, kernel, x.requires_grad,
+            dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
                                         w.requires_grad)
         else:
-            dxp, dw = _conv_backward(g, w.data, xp.shape, xp if w.requires_grad else None, s,
-                                     d, groups, input_grad=x.requires_grad)
+            dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
+                                     input_grad=x.requires_grad)
         grads: list[np.ndarray | None] = [
             None if dxp is None else _unpad(dxp, p, x.shape[2:]), dw]
         if b is not None:

@@ -19,11 +19,13 @@ true convolution, the adjoint of the forward correlation), each read back with a
 and cropped to ``(OH, OW)``, ``(H_p, W_p)`` and ``(kH, kW)``. No index wraps: the largest
 index any of the three sums reaches is ``H_p − 1 < S_h`` (``OH − 1 + kH − 1 = H_p − 1``).
 
-Cost per (image, input channel, output channel): about ``8 · S_h · (S_w/2 + 1)`` real
-multiply-adds for the complex products against ``2 · k² · OH · OW`` for the direct sum, 3.4×
-fewer for 3×3 and 8.4× fewer for 5×5 kernels on 32×32 maps, plus one FFT per input and output
-map, which do not depend on the kernel size. Unlike im2col it never builds a ``k²``-times
-larger copy of the input, which is what makes small channel counts memory-bound there.
+Cost per (image, input channel, output channel): about ``8 · S_h · (S_w/2 + 1)`` real flops
+for the complex products (a complex multiply-add is 8) against ``2 · k² · OH · OW`` for the
+direct sum, 3.4×
+fewer for 3×3 and 9.4× fewer for 5×5 kernels on 32×32 maps (S = 36), plus two FFTs per input
+and per output map, which do not depend on the kernel size, and two per kernel, once a batch.
+Unlike im2col it never builds a ``k²``-times larger copy of the input, which is what makes
+small channel counts memory-bound there.
 
 Reference: Mathieu, Henaff & LeCun, "Fast Training of Convolutional Networks through FFTs",
 ICLR 2014.
@@ -32,16 +34,15 @@ ICLR 2014.
 from __future__ import annotations
 
 import os
-from functools import cache
 
 import numpy as np
 import scipy.fft as sfft
 
 
-@cache
 def fft_workers() -> int:
-    """Threads for the FFTs: the BLAS thread count NumPy starts with (``OPENBLAS_NUM_THREADS``
-    or ``OMP_NUM_THREADS``), else every core this process may use."""
+    """Threads for the FFTs, read at each call: ``OPENBLAS_NUM_THREADS``, else
+    ``OMP_NUM_THREADS`` (the variables that set NumPy's BLAS threads), else every core this
+    process may use. Limits set at run time (threadpoolctl, ``MKL_NUM_THREADS``) are not seen."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 0:
@@ -84,18 +85,22 @@ def fft_conv_forward(xp: np.ndarray, w: np.ndarray
     return y, (x_hat, w_hat)
 
 
-def fft_conv_backward(g: np.ndarray, spectra: tuple[np.ndarray, np.ndarray],
+def fft_conv_backward(g: np.ndarray, spectra: tuple[np.ndarray | None, np.ndarray | None],
                       xp_shape: tuple[int, ...], kernel: tuple[int, int], input_grad: bool = True,
                       weight_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`fft_conv_forward` for upstream ``g`` (N, C_out, OH, OW):
-    (∂L/∂x_pad (N, C_in, H_p, W_p) or None, ∂L/∂W (C_out, C_in, kH, kW) or None)."""
+    (∂L/∂x_pad (N, C_in, H_p, W_p) or None, ∂L/∂W (C_out, C_in, kH, kW) or None).
+    ``spectra`` = (x̂, Ŵ) from the forward pass; x̂ may be None without ``weight_grad`` and Ŵ
+    without ``input_grad``."""
     x_hat, w_hat = spectra
     s = fft_shape(*xp_shape[2:])
     g_hat = _spectra(g, s)                           # (F, N, C_out)
     dxp = dw = None
     if input_grad:
+        assert w_hat is not None
         dxp = _maps(np.matmul(g_hat, w_hat), s, xp_shape[2:], g.dtype)
     if weight_grad:
+        assert x_hat is not None
         dw_hat = np.matmul(g_hat.conj().transpose(0, 2, 1), x_hat)   # (F, C_out, C_in)
         dw = _maps(dw_hat, s, kernel, g.dtype)
     return dxp, dw
