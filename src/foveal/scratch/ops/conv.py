@@ -194,18 +194,18 @@ def prefers_fft(n: int, c_in: int, c_out: int, kernel: tuple[int, int], out_hw: 
     (``bench/scratch_conv.py``: N = 64, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
 
         FFT    ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 7.0e-7 · C_in·C_out)     per image
-                            + 4.6e-5 · C_in·C_out)                                 the kernels
+                            + 4.0e-6 · C_in·C_out)                                 the kernels
         im2col ≈ N · OH·OW·k² · C_in · (7.0e-6 + 1.8e-7 · C_out)
 
-    The FFT's per-image cost does not grow with the kernel, but transforming the kernels (and
-    the weight gradient back) costs as much as ~65 images' channel products, once per batch:
-    for a single image im2col wins. Spectra of the kernels larger than
+    The FFT's per-image cost does not grow with the kernel; transforming the kernels (and the
+    weight gradient back) costs about six images' channel products, once per batch, which
+    tips single images towards im2col. Spectra of the kernels larger than
     :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col.
     """
     s2 = fft_hw[0] * fft_hw[1]
     if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
         return False
-    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 7.0e-7 * c_in * c_out) + 4.6e-5 * c_in * c_out)
+    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 7.0e-7 * c_in * c_out) + 4.0e-6 * c_in * c_out)
     im2col = n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (7.0e-6 + 1.8e-7 * c_out)
     return fft < im2col
 

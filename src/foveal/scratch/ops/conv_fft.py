@@ -71,6 +71,45 @@ def _maps(spec: np.ndarray, s: tuple[int, int], crop: tuple[int, int],
     return np.ascontiguousarray(out, dtype=dtype)
 
 
+def _dft(size: int, taps: int, rows: int, sign: float, dtype: np.dtype) -> np.ndarray:
+    """``E[f, u] = exp(sign · 2πi · f·u / size)`` for ``f < rows``, ``u < taps``: the part of a
+    DFT matrix that a short (``taps``-long) signal sees."""
+    phase = np.outer(np.arange(rows), np.arange(taps)) % size  # exact integer phases
+    return np.exp(sign * 2j * np.pi * phase / size).astype(dtype)
+
+
+def _kernel_spectra(w: np.ndarray, s: tuple[int, int]) -> np.ndarray:
+    """(A, B, k_h, k_w) real kernels → frequency-major (S_h·(S_w/2+1), A, B) spectra, as
+    :func:`_spectra` but by two small DFT products, ``Ŵ = E_h · W · E_wᵀ``: a k×k kernel
+    zero-padded to S×S costs a full FFT, while the products cost k·(S_w/2+1)·(k + S_h)."""
+    kh, kw = w.shape[2:]
+    cdtype = np.result_type(w.dtype, np.complex64)
+    fw = s[1] // 2 + 1
+    t = w @ _dft(s[1], kw, fw, -1.0, cdtype).T                     # (A, B, k_h, F_w)
+    t = np.ascontiguousarray(t.transpose(2, 3, 0, 1)).reshape(kh, -1)  # (k_h, F_w·A·B)
+    return (_dft(s[0], kh, s[0], -1.0, cdtype) @ t).reshape(-1, *w.shape[:2])
+
+
+def _kernel_maps(spec: np.ndarray, s: tuple[int, int], kernel: tuple[int, int],
+                 dtype: np.dtype) -> np.ndarray:
+    """Frequency-major (F, A, B) spectra → the real (A, B, k_h, k_w) corner of their inverse
+    transforms, as :func:`_maps` but by two small DFT products. For a real signal's half
+    spectrum, ``x[u, v] = Re Σ_{f_h, f_w} c_{f_w} X[f_h, f_w] e^{2πi(f_h u/S_h + f_w v/S_w)} /
+    (S_h S_w)`` with ``c = 1`` at ``f_w = 0`` (and at S_w/2 for even S_w), ``c = 2`` between."""
+    kh, kw = kernel
+    fw = s[1] // 2 + 1
+    a, b = spec.shape[1:]
+    c = np.full(fw, 2.0)
+    c[0] = 1.0
+    if s[1] % 2 == 0:
+        c[-1] = 1.0
+    rows = _dft(s[0], s[0], kh, 1.0, spec.dtype) @ spec.reshape(s[0], -1)   # (k_h, F_w·A·B)
+    rows = rows.reshape(kh, fw, a, b).transpose(0, 2, 3, 1)                  # (k_h, A, B, F_w)
+    cols = _dft(s[1], fw, kw, 1.0, spec.dtype).T * c[:, None].astype(spec.dtype)  # (F_w, k_w)
+    out = (rows @ cols).real.transpose(1, 2, 0, 3) / (s[0] * s[1])          # (A, B, k_h, k_w)
+    return np.ascontiguousarray(out, dtype=dtype)
+
+
 def fft_conv_forward(xp: np.ndarray, w: np.ndarray
                      ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Stride-1 correlation of the padded input ``xp`` (N, C_in, H_p, W_p) with ``w``
@@ -79,7 +118,7 @@ def fft_conv_forward(xp: np.ndarray, w: np.ndarray
     kh, kw = w.shape[2:]
     s = fft_shape(hp, wp)
     x_hat = _spectra(xp, s)                          # (F, N, C_in)
-    w_hat = _spectra(w, s)                           # (F, C_out, C_in)
+    w_hat = _kernel_spectra(w, s)                    # (F, C_out, C_in)
     y_hat = np.matmul(x_hat, w_hat.conj().transpose(0, 2, 1))   # (F, N, C_out)
     y = _maps(y_hat, s, (hp - kh + 1, wp - kw + 1), np.result_type(xp, w))
     return y, (x_hat, w_hat)
@@ -102,5 +141,5 @@ def fft_conv_backward(g: np.ndarray, spectra: tuple[np.ndarray | None, np.ndarra
     if weight_grad:
         assert x_hat is not None
         dw_hat = np.matmul(g_hat.conj().transpose(0, 2, 1), x_hat)   # (F, C_out, C_in)
-        dw = _maps(dw_hat, s, kernel, g.dtype)
+        dw = _kernel_maps(dw_hat, s, kernel, g.dtype)
     return dxp, dw
