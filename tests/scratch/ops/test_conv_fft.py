@@ -35,6 +35,16 @@ def test_fft_conv2d_matches_torch(n, c, h, w, o, k, p):
                 lambda x, W, b: F.conv2d(x, W, b, 1, p), [x, W, b]).assert_close(1e-8)
 
 
+@pytest.mark.parametrize("n", [0, 5, 33])
+def test_fft_batch_parts_match_torch(n, monkeypatch):
+    """The batch split over worker threads (parts of ≥ 8 images), including an empty batch,
+    gives torch's values and gradients."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    x, W = rng.standard_normal((n, 4, 9, 9)), rng.standard_normal((5, 4, 3, 3))
+    torch_check(lambda x, W: conv2d(x, W, padding=1, algorithm="fft"),
+                lambda x, W: F.conv2d(x, W, padding=1), [x, W]).assert_close(1e-8)
+
+
 def test_fft_conv_gradients_match_centred_differences():
     x, W = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 2))
     assert gradcheck(lambda x, W: conv2d(x, W, padding=1, algorithm="fft"), [x, W]).ok

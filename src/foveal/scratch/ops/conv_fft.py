@@ -33,10 +33,16 @@ ICLR 2014.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import scipy.fft as sfft
+
+T = TypeVar("T")
 
 
 def fft_workers() -> int:
@@ -56,19 +62,37 @@ def fft_shape(hp: int, wp: int) -> tuple[int, int]:
     return sfft.next_fast_len(hp, real=True), sfft.next_fast_len(wp, real=True)
 
 
-def _spectra(a: np.ndarray, s: tuple[int, int]) -> np.ndarray:
+def _spectra(a: np.ndarray, s: tuple[int, int], workers: int) -> np.ndarray:
     """(A, B, h, w) real → frequency-major (S_h·(S_w/2+1), A, B) complex, zero-padded to ``s``."""
-    spec = sfft.rfft2(a, s=s, workers=fft_workers())
-    return np.ascontiguousarray(spec.transpose(2, 3, 0, 1)).reshape(-1, *a.shape[:2])
+    spec = sfft.rfft2(a, s=s, workers=workers)
+    return np.ascontiguousarray(spec.transpose(2, 3, 0, 1)).reshape(
+        s[0] * (s[1] // 2 + 1), *a.shape[:2])
 
 
-def _maps(spec: np.ndarray, s: tuple[int, int], crop: tuple[int, int],
-          dtype: np.dtype) -> np.ndarray:
+def _maps(spec: np.ndarray, s: tuple[int, int], crop: tuple[int, ...], dtype: np.dtype,
+          workers: int) -> np.ndarray:
     """Frequency-major (F, A, B) complex → real (A, B, crop) maps; inverts :func:`_spectra`."""
     fw = s[1] // 2 + 1
     full = spec.reshape(s[0], fw, *spec.shape[1:]).transpose(2, 3, 0, 1)
-    out = sfft.irfft2(full, s=s, workers=fft_workers())[..., : crop[0], : crop[1]]
+    out = sfft.irfft2(full, s=s, workers=workers)[..., : crop[0], : crop[1]]
     return np.ascontiguousarray(out, dtype=dtype)
+
+
+def _batch_parts(n: int) -> list[slice]:
+    """The batch split into one part per worker thread (at least 8 images each): the parts run
+    concurrently, since NumPy, scipy.fft and BLAS release the GIL, so the copies and the small
+    per-frequency products run in parallel too, not only the transforms."""
+    k = max(1, min(fft_workers(), n // 8))
+    bounds = np.linspace(0, n, k + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _each(fn: Callable[[int], T], count: int) -> list[T]:
+    """``[fn(0), …, fn(count − 1)]``, on ``count`` threads when there is more than one."""
+    if count == 1:
+        return [fn(0)]
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(fn, range(count)))
 
 
 def _dft(size: int, taps: int, rows: int, sign: float, dtype: np.dtype) -> np.ndarray:
@@ -110,36 +134,57 @@ def _kernel_maps(spec: np.ndarray, s: tuple[int, int], kernel: tuple[int, int],
     return np.ascontiguousarray(out, dtype=dtype)
 
 
+BatchSpectra = list[tuple[slice, np.ndarray]]
+"""The input's spectra as (batch part, (F, part size, C_in) spectra) pairs, one per thread."""
+
+
 def fft_conv_forward(xp: np.ndarray, w: np.ndarray
-                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+                     ) -> tuple[np.ndarray, tuple[BatchSpectra, np.ndarray]]:
     """Stride-1 correlation of the padded input ``xp`` (N, C_in, H_p, W_p) with ``w``
-    (C_out, C_in, kH, kW) → (y (N, C_out, OH, OW), the spectra kept for backward)."""
-    hp, wp = xp.shape[2:]
+    (C_out, C_in, kH, kW) → (y (N, C_out, OH, OW), the spectra kept for backward: x̂ per batch
+    part and Ŵ (F, C_out, C_in))."""
+    n, _, hp, wp = xp.shape
     kh, kw = w.shape[2:]
     s = fft_shape(hp, wp)
-    x_hat = _spectra(xp, s)                          # (F, N, C_in)
     w_hat = _kernel_spectra(w, s)                    # (F, C_out, C_in)
-    y_hat = np.matmul(x_hat, w_hat.conj().transpose(0, 2, 1))   # (F, N, C_out)
-    y = _maps(y_hat, s, (hp - kh + 1, wp - kw + 1), np.result_type(xp, w))
-    return y, (x_hat, w_hat)
+    w_t = w_hat.conj().transpose(0, 2, 1)            # (F, C_in, C_out)
+    y = np.empty((n, w.shape[0], hp - kh + 1, wp - kw + 1), dtype=np.result_type(xp, w))
+    parts = _batch_parts(n)
+    workers = max(1, fft_workers() // len(parts))
+
+    def run(i: int) -> tuple[slice, np.ndarray]:
+        x_hat = _spectra(xp[parts[i]], s, workers)   # (F, n_i, C_in)
+        y[parts[i]] = _maps(np.matmul(x_hat, w_t), s, y.shape[2:], y.dtype, workers)
+        return parts[i], x_hat
+
+    return y, (_each(run, len(parts)), w_hat)
 
 
-def fft_conv_backward(g: np.ndarray, spectra: tuple[np.ndarray | None, np.ndarray | None],
+def fft_conv_backward(g: np.ndarray, spectra: tuple[BatchSpectra | None, np.ndarray | None],
                       xp_shape: tuple[int, ...], kernel: tuple[int, int], input_grad: bool = True,
                       weight_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`fft_conv_forward` for upstream ``g`` (N, C_out, OH, OW):
     (∂L/∂x_pad (N, C_in, H_p, W_p) or None, ∂L/∂W (C_out, C_in, kH, kW) or None).
     ``spectra`` = (x̂, Ŵ) from the forward pass; x̂ may be None without ``weight_grad`` and Ŵ
-    without ``input_grad``."""
+    without ``input_grad``. ∂L/∂Ŵ sums the batch parts' products."""
     x_hat, w_hat = spectra
+    if (weight_grad and x_hat is None) or (input_grad and w_hat is None):
+        raise ValueError("fft_conv_backward: expected the forward spectra each gradient needs")
     s = fft_shape(*xp_shape[2:])
-    g_hat = _spectra(g, s)                           # (F, N, C_out)
-    dxp = dw = None
-    if input_grad:
-        assert w_hat is not None
-        dxp = _maps(np.matmul(g_hat, w_hat), s, xp_shape[2:], g.dtype)
+    parts = [part for part, _ in x_hat] if x_hat is not None else _batch_parts(g.shape[0])
+    workers = max(1, fft_workers() // len(parts))
+    dxp = np.empty(xp_shape, dtype=g.dtype) if input_grad else None
+
+    def run(i: int) -> np.ndarray | None:
+        g_hat = _spectra(g[parts[i]], s, workers)   # (F, n_i, C_out)
+        if dxp is not None:
+            dxp[parts[i]] = _maps(np.matmul(g_hat, w_hat), s, xp_shape[2:], g.dtype, workers)
+        if not weight_grad:
+            return None
+        return np.matmul(g_hat.conj().transpose(0, 2, 1), x_hat[i][1])   # (F, C_out, C_in)
+
+    dw_parts = _each(run, len(parts))
+    dw = None
     if weight_grad:
-        assert x_hat is not None
-        dw_hat = np.matmul(g_hat.conj().transpose(0, 2, 1), x_hat)   # (F, C_out, C_in)
-        dw = _kernel_maps(dw_hat, s, kernel, g.dtype)
+        dw = _kernel_maps(sum(dw_parts[1:], dw_parts[0]), s, kernel, g.dtype)
     return dxp, dw
