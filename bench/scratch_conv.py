@@ -7,8 +7,8 @@ Both run float32 on the CPU with the same thread count (torch's intra-op threads
 threads NumPy uses = the FFT workers, set through ``--threads``). For each shape: median
 milliseconds of forward plus backward (input, weight and bias gradients) for ours, by
 ``conv2d``'s default ``"auto"`` (the FFT or im2col, whichever its cost estimate
-``prefers_fft`` picks: recorded per row) and by ``"im2col"``, and for torch autograd, run
-alternately; the ratios ours / torch (goal ≤ 2); the
+``prefers_fft`` picks: recorded per row) and by ``"im2col"``, and for torch autograd, each
+side's repeats back to back; the ratios ours / torch (goal ≤ 2); the
 peak memory NumPy allocated during each of ours (tracemalloc); and the im2col buffer size
 ``C_in·k²·N·OH·OW·4`` bytes that an unchunked im2col would hold.
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli import parse_bench_args
-from timing import alternating_median_ms
+from timing import median_ms
 
 SHAPES = [  # (N, C_in, C_out, H, k)
     (64, 16, 16, 32, 3), (64, 32, 32, 32, 3), (64, 64, 64, 32, 3), (64, 128, 128, 32, 3),
@@ -59,8 +59,10 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
         tx.grad = tw.grad = tb.grad = None
         F.conv2d(tx, tw, tb, 1, pad).backward(tg)
 
-    t_auto, t_im2col, t_torch = alternating_median_ms(
-        [ours("auto"), ours("im2col"), theirs], repeats)
+    # Each side's repeats run back to back, not alternated: BLAS and OpenMP worker threads
+    # spin for a while after each call, and alternating would charge that to the other side.
+    t_auto, t_im2col, t_torch = (median_ms(fn, repeats)[0]
+                                 for fn in (ours("auto"), ours("im2col"), theirs))
     peaks = []
     for algorithm in ("auto", "im2col"):
         tracemalloc.start()

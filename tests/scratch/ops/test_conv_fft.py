@@ -87,14 +87,15 @@ def test_auto_takes_the_fft_only_where_it_applies():
 
 
 def test_auto_prefers_the_fft_for_few_channels_and_large_kernels():
-    """The cost estimate picks the FFT where bench/scratch_conv.py measured it faster (batch
-    64: 16–64 channels, 5×5), im2col for an RGB input layer and for a single image at 3×3 (the
-    kernels' transforms, once a batch, are not repaid), and im2col where the kernels' spectra
-    would be too large."""
+    """The cost estimate picks what bench/scratch_conv.py measured faster at batch 64 (the FFT
+    for 5×5, im2col for 3×3 kernels), im2col for an RGB input layer and for a single image at
+    3×3, and im2col where the kernels' spectra would be too large."""
     assert prefers_fft(64, 16, 16, (5, 5), (32, 32), (36, 36))
     assert prefers_fft(64, 32, 32, (5, 5), (32, 32), (36, 36))
     assert prefers_fft(64, 64, 64, (5, 5), (32, 32), (36, 36))
     assert not prefers_fft(64, 3, 64, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(64, 16, 16, (3, 3), (32, 32), (36, 36))
+    assert not prefers_fft(64, 128, 128, (3, 3), (32, 32), (36, 36))
     assert not prefers_fft(1, 16, 16, (3, 3), (32, 32), (36, 36))
     assert not prefers_fft(1, 32, 32, (3, 3), (32, 32), (36, 36))
     assert not prefers_fft(64, 64, 64, (5, 5), (128, 128), (132, 132))

@@ -190,23 +190,23 @@ the batch size; past this many bytes ``"auto"`` takes im2col."""
 def prefers_fft(n: int, c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
                 fft_hw: tuple[int, int], itemsize: int = 4) -> bool:
     """``algorithm="auto"``'s choice where both routes apply: the cheaper by a cost estimate in
-    milliseconds, fitted to single-thread timings of forward + backward on CPU-2
+    milliseconds, fitted to two-thread timings of forward + backward on CPU-2
     (``bench/scratch_conv.py``: N = 64, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
 
-        FFT    ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 7.0e-7 · C_in·C_out)     per image
+        FFT    ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 8.1e-7 · C_in·C_out)     per image
                             + 4.0e-6 · C_in·C_out)                                 the kernels
-        im2col ≈ N · OH·OW·k² · C_in · (7.0e-6 + 1.8e-7 · C_out)
+        im2col ≈ N · OH·OW·k² · C_in · (4.4e-6 + 1.1e-7 · C_out)
 
-    The FFT's per-image cost does not grow with the kernel; transforming the kernels (and the
-    weight gradient back) costs about six images' channel products, once per batch, which
-    tips single images towards im2col. Spectra of the kernels larger than
-    :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col.
+    The FFT's per-image cost does not grow with the kernel: it wins at 5×5 and loses at 3×3
+    there; transforming the kernels (and the weight gradient back) costs about five images'
+    channel products, once per batch, which tips single images towards im2col. Spectra of the
+    kernels larger than :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col.
     """
     s2 = fft_hw[0] * fft_hw[1]
     if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
         return False
-    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 7.0e-7 * c_in * c_out) + 4.0e-6 * c_in * c_out)
-    im2col = n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (7.0e-6 + 1.8e-7 * c_out)
+    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 8.1e-7 * c_in * c_out) + 4.0e-6 * c_in * c_out)
+    im2col = n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (4.4e-6 + 1.1e-7 * c_out)
     return fft < im2col
 
 
