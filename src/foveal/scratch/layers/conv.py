@@ -6,7 +6,7 @@ import numpy as np
 
 from foveal.scratch.init import kaiming_uniform_linear
 from foveal.scratch.layers.module import Module, Parameter
-from foveal.scratch.ops.conv import ALGORITHMS, Pair, _pair, conv2d, conv_transpose2d
+from foveal.scratch.ops.conv import Pair, _pair, check_algorithm, conv2d, conv_transpose2d
 from foveal.scratch.tensor import Tensor
 
 
@@ -26,9 +26,7 @@ class Conv2d(Module):
                              f"out_channels={out_channels}, got groups={groups}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"Conv2d: expected algorithm one of {', '.join(ALGORITHMS)}, got "
-                             f"{algorithm!r}")
+        check_algorithm(algorithm, "Conv2d")
         self.algorithm = algorithm
         w, b = kaiming_uniform_linear((out_channels, in_channels // groups, *k), rng)
         self.weight = Parameter(w.astype(dtype))

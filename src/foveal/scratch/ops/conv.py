@@ -34,7 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from foveal.scratch.ops.conv_fft import fft_conv_backward, fft_conv_forward, fft_shape
+from foveal.scratch.ops.conv_fft import (
+    BatchSpectra,
+    fft_conv_backward,
+    fft_conv_forward,
+    fft_shape,
+)
 from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
 Pair = int | tuple[int, int]
@@ -123,6 +128,11 @@ def _chunks(n: int, per_image: int) -> list[slice]:
     return [slice(i, min(n, i + step)) for i in range(0, n, step)]
 
 
+def _pad(x: np.ndarray, p: tuple[int, int]) -> np.ndarray:
+    """(N, C, H, W) → (N, C, H + 2p₀, W + 2p₁) with zeros around each map (``x`` when p = 0)."""
+    return np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x
+
+
 def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[int, int],
                   d: tuple[int, int], groups: int, exact: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +141,7 @@ def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[i
     c_out, cg, kh, kw = wd.shape
     oh = conv_output_size(h, kh, s[0], p[0], d[0], exact)
     ow = conv_output_size(w, kw, s[1], p[1], d[1], exact)
-    xp = np.pad(xd, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else xd
+    xp = _pad(xd, p)
     wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
     y = np.empty((n, c_out, oh, ow), dtype=np.result_type(xd, wd))
     for b in _chunks(n, cg * groups * kh * kw * oh * ow):
@@ -173,6 +183,13 @@ def _unpad(a: np.ndarray, p: tuple[int, int], hw: tuple[int, ...]) -> np.ndarray
 
 
 ALGORITHMS = ("auto", "im2col", "fft")
+
+
+def check_algorithm(algorithm: str, op: str) -> None:
+    """Raise a one-line ValueError unless ``algorithm`` is one of :data:`ALGORITHMS`."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{op}: expected algorithm one of {', '.join(ALGORITHMS)}, got "
+                         f"{algorithm!r}")
 
 
 def fft_applies(stride: tuple[int, int], dilation: tuple[int, int], groups: int,
@@ -231,33 +248,29 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     p = _pair(padding, "padding", "conv2d", 0)
     d = _pair(dilation, "dilation", "conv2d", 1)
     kernel = (w.shape[2], w.shape[3])
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"conv2d: expected algorithm one of {', '.join(ALGORITHMS)}, "
-                         f"got {algorithm!r}")
-    use_fft = algorithm == "fft"
-    if algorithm == "auto" and fft_applies(s, d, groups, kernel):
-        out_hw = (x.shape[2] + 2 * p[0] - kernel[0] + 1, x.shape[3] + 2 * p[1] - kernel[1] + 1)
-        fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
-        use_fft = min(out_hw) > 0 and prefers_fft(x.shape[0], w.shape[1], w.shape[0], kernel,
-                                                  out_hw, fft_hw, np.result_type(x, w).itemsize)
-    if use_fft and (s != (1, 1) or d != (1, 1) or groups != 1):
+    check_algorithm(algorithm, "conv2d")
+    if algorithm == "fft" and (s != (1, 1) or d != (1, 1) or groups != 1):
         raise ValueError(f"conv2d: algorithm 'fft' needs stride 1, dilation 1 and groups 1, got "
                          f"stride={s}, dilation={d}, groups={groups}")
+    use_fft = algorithm == "fft"
+    if use_fft or (algorithm == "auto" and fft_applies(s, d, groups, kernel)):
+        # stride 1: the same size checks (and errors) as im2col's
+        out_hw = (conv_output_size(x.shape[2], kernel[0], 1, p[0]),
+                  conv_output_size(x.shape[3], kernel[1], 1, p[1]))
+        fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
+        use_fft = use_fft or prefers_fft(x.shape[0], w.shape[1], w.shape[0], kernel, out_hw,
+                                         fft_hw, np.result_type(x, w).itemsize)
     xp: np.ndarray | None = None
-    spectra: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    spectra: tuple[BatchSpectra | None, np.ndarray | None] = (None, None)
     if use_fft:
-        conv_output_size(x.shape[2], kernel[0], 1, p[0])  # the same size checks as im2col
-        conv_output_size(x.shape[3], kernel[1], 1, p[1])
-        xpad = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x.data
+        xpad = _pad(x.data, p)
         y, (x_hat, w_hat) = fft_conv_forward(xpad, w.data)
-        xp_shape = xpad.shape
         # backward needs x̂ only for ∂L/∂W and Ŵ only for ∂L/∂x, and not the padded input
         spectra = (x_hat if w.requires_grad else None, w_hat if x.requires_grad else None)
     else:
         y, xpad = _conv_forward(x.data, w.data, s, p, d, groups, exact)
-        xp_shape = xpad.shape
         xp = xpad if w.requires_grad else None
-    del xpad
+    xp_shape = xpad.shape
     if b is not None:
         y += b.data[:, None, None]
     parents = (x, w) if b is None else (x, w, b)
@@ -299,7 +312,7 @@ def conv2d_naive(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None,
     og = c_out // groups
     oh = conv_output_size(h, kh, s[0], p[0], d[0])
     ow = conv_output_size(wd, kw, s[1], p[1], d[1])
-    xp = np.pad(x.data, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    xp = _pad(x.data, p)
     y = np.zeros((n, c_out, oh, ow), dtype=x.dtype)
 
     def window(i: int, j: int, grp: int) -> tuple[slice, slice, slice]:
