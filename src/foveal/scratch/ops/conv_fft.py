@@ -37,6 +37,7 @@ import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import TypeVar
 
 import numpy as np
@@ -87,12 +88,18 @@ def _batch_parts(n: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
+@cache
+def _pool(count: int) -> ThreadPoolExecutor:
+    """A pool of ``count`` threads, made once and reused by every convolution (starting threads
+    at each forward and backward pass would cost more than the smaller convolutions)."""
+    return ThreadPoolExecutor(count, thread_name_prefix="foveal-fft")
+
+
 def _each(fn: Callable[[int], T], count: int) -> list[T]:
     """``[fn(0), …, fn(count − 1)]``, on ``count`` threads when there is more than one."""
     if count == 1:
         return [fn(0)]
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(fn, range(count)))
+    return list(_pool(count).map(fn, range(count)))
 
 
 def _dft(size: int, taps: int, rows: int, sign: float, dtype: np.dtype) -> np.ndarray:
