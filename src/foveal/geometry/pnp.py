@@ -563,17 +563,16 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
         raise GeometryError(f"{op}: expected a pose with at least {sample_size} inliers within "
                             f"{threshold} px, got {int(inliers.sum())} after "
                             f"{result.iterations} samples")
-    R, t = result.model[:, :3], result.model[:, 3]
-    for fit_round in range(2):
+    def polish(R: np.ndarray, t: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if refine:
-            R, t, _ = _refine(R, t, X[inliers], x[inliers], K, "linear", 1.0, 20, 1e-10)
-        else:
-            Rb, tb, _ = _epnp_batch(X[inliers][None], m[inliers][None], x[inliers][None], K)
-            R, t = Rb[0], tb[0]
-        if fit_round == 1:
-            break  # the returned inliers are those the returned pose was fitted to
-        updated = squared_residuals(np.column_stack([R, t])[None])[0] < threshold**2
-        if np.array_equal(updated, inliers) or updated.sum() < sample_size:
-            break
+            return _refine(R, t, X[keep], x[keep], K, "linear", 1.0, 20, 1e-10)[:2]
+        Rb, tb, _ = _epnp_batch(X[keep][None], m[keep][None], x[keep][None], K)
+        return Rb[0], tb[0]
+
+    R, t = polish(result.model[:, :3], result.model[:, 3], inliers)
+    updated = squared_residuals(np.column_stack([R, t])[None])[0] < threshold**2
+    if not np.array_equal(updated, inliers) and updated.sum() >= sample_size:
+        # once more on the inliers of the polished pose, which are then the ones returned
         inliers = updated
+        R, t = polish(R, t, inliers)
     return R, t, inliers
