@@ -28,7 +28,13 @@ from pathlib import Path
 
 from common import REPO, SHARED_DATA, save
 from foveal.training.presets import preset
-from foveal.training.trainer import resume_config, select_device, train
+from foveal.training.trainer import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    resume_config,
+    select_device,
+    train,
+)
 
 TASKS = {
     # task: (preset, tarball, folder inside it)
@@ -98,44 +104,41 @@ def main() -> None:
         device = str(select_device(args.device))
         run_dir = REPO / "runs" / f"bench-{args.task}-{device}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = train(config, run_dir)
-    m = result.metrics
-    summary = {
-        "benchmark": f"real_data/{args.task}", "preset": name, "overrides": args.set,
-        "test_accuracy": m["test_accuracy"], "epochs": m["epochs"],
-        "wall_time_s": m["wall_time_s"], "train_time_s": m["train_time_s"],
-        "images_per_s": m["images_per_s"], "device": m["device"], "model": m["model"],
-        "parameters": m["parameters"], "config": config.to_json(),
-        "history": [{k: r[k] for k in ("epoch", "test_acc", "train_loss", "train_time_s")}
-                    for r in result.history],
-    }
-    print(f"{args.task}: test accuracy {100 * m['test_accuracy']:.2f}% after {m['epochs']} "
-          f"epochs, {m['wall_time_s']:.0f} s on {m['device']}")
-    print(f"written to {save(args.name or f'{args.task}-{device}', summary)}")
+    history = [{k: r[k] for k in r if k in HISTORY_KEYS} for r in result.history]
+    write_summary(args.task, result.metrics, config.to_json(), history,
+                  args.name or f"{args.task}-{device}", preset=name, overrides=args.set)
 
 
-def record_run(task: str, run_dir: Path, name: str | None) -> None:
-    """Write the results file of a finished run folder: its metrics, config and per-epoch
-    history, with the command that made it (from ``config.json``)."""
-    if not (run_dir / "metrics.json").is_file():
-        raise SystemExit(f"expected a finished run folder with metrics.json, got {run_dir}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
-    keys = ("epoch", "test_acc", "train_loss", "train_time_s", "eval_time_s")
+HISTORY_KEYS = ("epoch", "test_acc", "train_loss", "train_time_s", "eval_time_s")
+
+
+def write_summary(task: str, metrics: dict, config: dict, history: list[dict], name: str,
+                  **extra: object) -> None:
+    """Print a run's result and write it to ``bench/results/<name>.json``: the final metrics,
+    the config, the per-epoch history and ``extra`` (preset, overrides, run folder)."""
     summary = {
-        "benchmark": f"real_data/{task}", "run_dir": run_dir.name,
-        "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs"],
-        "wall_time_s": metrics["wall_time_s"], "train_time_s": metrics["train_time_s"],
-        "images_per_s": metrics["images_per_s"], "device": metrics["device"],
-        "model": metrics["model"], "parameters": metrics["parameters"], "config": config,
-        "history": [{k: r[k] for k in keys if k in r} for r in history],
+        "benchmark": f"real_data/{task}", **extra,
+        **{k: metrics[k] for k in ("test_accuracy", "epochs", "wall_time_s", "train_time_s",
+                                   "images_per_s", "device", "model", "parameters")},
+        "config": config, "history": history,
     }
     print(f"{task}: test accuracy {100 * metrics['test_accuracy']:.2f}% after "
           f"{metrics['epochs']} epochs, {metrics['wall_time_s']:.0f} s on {metrics['device']}")
-    out = save(name or f"{task}-{metrics['device']}", summary)
-    print(f"written to {out}")
+    print(f"written to {save(name, summary)}")
 
+
+def record_run(task: str, run_dir: Path, name: str | None) -> None:
+    """Write the results file of a finished ``foveal train`` run folder from its metrics.json,
+    config.json and metrics.jsonl."""
+    if not (run_dir / "metrics.json").is_file():
+        raise SystemExit(f"expected a finished run folder with metrics.json, got {run_dir}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    history = [json.loads(line) for line in (run_dir / HISTORY_FILE).read_text().splitlines()
+               if line.strip()]
+    write_summary(task, metrics, config,
+                  [{k: r[k] for k in r if k in HISTORY_KEYS} for r in history],
+                  name or f"{task}-{metrics['device']}", run_dir=run_dir.name)
 
 if __name__ == "__main__":
     main()
