@@ -13,7 +13,8 @@ get the same threshold (2 px) and the same iteration budget, in two modes:
 - ``fixed``: confidence 1 − 10⁻¹² (OpenCV refuses 1), so both need more than their 100-sample
   cap at these inlier ratios and draw exactly 100: the same work, hypothesis for hypothesis.
 
-For each: median milliseconds over ``--repeats`` (same inputs), the ratio ours / OpenCV (goal
+For each: median milliseconds over ``--repeats`` (same inputs, ours and OpenCV called in turn so
+that load on a shared machine hits both alike), the ratio ours / OpenCV (goal
 ≤ 2), and the accuracy of both against the ground truth: rotation error (degrees), translation
 error (relative), and the fraction of true inliers found. Both run with the same thread count
 (``--threads``: BLAS for us, cv2.setNumThreads for OpenCV).
@@ -24,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from cli import parse_bench_args
-from timing import median_ms
+from timing import alternating_median_ms
 
 CASES = [  # (points, outlier fraction, planar, mode)
     (500, 0.3, False, "adaptive"), (500, 0.5, False, "adaptive"), (500, 0.3, True, "adaptive"),
@@ -51,8 +52,6 @@ def make_scene(n: int, outliers: float, planar: bool, seed: int = 0) -> dict[str
     bad = rng.random(n) < outliers
     x[bad] = rng.uniform([0, 0], [640, 480], (bad.sum(), 2))
     return {"X": X, "x": x, "K": K, "R": R, "t": t, "inliers": ~bad}
-
-
 
 
 def accuracy(R: Any, t: Any, inliers: Any, s: dict[str, Any]) -> dict[str, float]:
@@ -86,8 +85,8 @@ def measure(n: int, outliers: float, planar: bool, mode: str, repeats: int) -> d
             confidence=confidence)
         return cv2.Rodrigues(rvec)[0], tvec.ravel(), np.asarray(inl).ravel()
 
-    t_ours, (R, t, inl) = median_ms(ours, repeats)
-    t_cv, (Rc, tc, inl_c) = median_ms(theirs, repeats)
+    t_ours, t_cv = alternating_median_ms([ours, theirs], repeats)
+    (R, t, inl), (Rc, tc, inl_c) = ours(), theirs()
     a, b = accuracy(R, t, np.flatnonzero(inl), s), accuracy(Rc, tc, inl_c, s)
     return {"case": f"N={n} outliers={outliers:.0%} {'planar' if planar else '3-D'} {mode}",
             "ours_ms": round(t_ours, 2), "opencv_ms": round(t_cv, 2),

@@ -98,6 +98,24 @@ def test_draw_samples_are_distinct_and_uniform_chi_square():
     assert len(counts) == 15 and stats.chisquare(counts).pvalue > 1e-3
 
 
+def test_draw_samples_keep_the_stream_of_one_generator_call_per_column():
+    """Oracle: the per-column draws ``rng.integers(0, n − j, count)`` that one broadcast call
+    replaces (seeded results elsewhere depend on this stream), then stepped past the taken
+    indices."""
+    for n, s, count in ((6, 4, 50), (1000, 4, 32), (500, 5, 40), (200, 8, 7)):
+        got = draw_samples(n, s, count, np.random.default_rng(5))
+        rng = np.random.default_rng(5)
+        draws = [rng.integers(0, n - j, size=count) for j in range(s)]
+        for row, sample in enumerate(got):
+            taken: list[int] = []
+            for j in range(s):
+                r = int(draws[j][row])
+                for t in sorted(taken):  # step past the taken ones, in ascending order
+                    r += r >= t
+                assert sample[j] == r
+                taken.append(r)
+
+
 def test_fit_line_ransac_recovers_the_true_line_with_50_percent_outliers():
     """Closed form: the points were drawn on y = 0.5 x + 3 (σ = 0.3) plus 50% uniform outliers."""
     pts, outlier = noisy_line()
@@ -289,3 +307,57 @@ def test_first_block_sets_the_samples_of_the_first_block_and_is_validated():
         assert result.iterations == 60 and blocks == expected
     with pytest.raises(GeometryError, match="expected first_block ≥ 1, got 0"):
         ransac_batched(len(pts), 2, fit_block, squared_block, 1.0, first_block=0)
+
+
+def test_confidence_one_scores_exactly_max_iterations_productive_samples():
+    """Closed form: with p = 1 the limit is max_iterations from the start, so the samples past it
+    are never scored, even when degenerate samples make the engine draw extra ones."""
+    pts, _ = noisy_line(seed=5)
+    fit, residuals, _ = line_callbacks(pts)
+    scored, drawn = [], []
+
+    def fit_block(samples):
+        drawn.append(len(samples))
+        keep = [b for b, sample in enumerate(samples) if sample[0] % 3]  # a third degenerate
+        return [fit(samples[b])[0] for b in keep], np.array(keep, dtype=int)
+
+    def squared_block(models):
+        scored.append(len(models))
+        return np.stack([residuals(m) ** 2 for m in models])
+
+    result = ransac_batched(len(pts), 2, fit_block, squared_block, 1.0, confidence=1.0,
+                            max_iterations=150)
+    assert result.iterations == 150 and sum(scored) == 150
+    assert sum(drawn) > 150 and len(drawn) <= 3
+
+
+def test_local_optimisation_skips_a_refit_on_the_inliers_it_was_fitted_on():
+    """Pitfall: refitting on the same inlier set gives the same model again. Closed form: inliers
+    within 0.3 of y = x / 2, outliers more than 10 away, t = 1: after the first refit the masks at
+    2t, 1.5t and t are the one it was fitted on, so LO refits once and reports that mask."""
+    from foveal.geometry.ransac import _local_optimisation
+
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 100, 80)
+    pts = np.column_stack([x, 0.5 * x + rng.uniform(-0.3, 0.3, 80)])
+    pts[60:, 1] += rng.choice([-1, 1], 20) * rng.uniform(10, 30, 20)
+    _, residuals, refine = line_callbacks(pts)
+    calls = []
+
+    def refine_spy(idx):
+        calls.append(idx.copy())
+        return refine(idx)
+
+    def squared_one(line):
+        return residuals(line) ** 2
+
+    p, q = pts[0], pts[1]  # two inliers: a noisy minimal model
+    normal = np.array([p[1] - q[1], q[0] - p[0]]) / np.hypot(p[1] - q[1], q[0] - p[0])
+    model = np.append(normal, -normal @ p)
+    r2 = squared_one(model)
+    cost = float(np.minimum(r2, 1.0).sum())
+    _, best_r2, best_cost, fitted_on = _local_optimisation(model, r2, cost, refine_spy,
+                                                           squared_one, 2, 1.0)
+    assert len(calls) == 1 and best_cost < cost
+    np.testing.assert_array_equal(fitted_on, np.arange(80) < 60)
+    np.testing.assert_array_equal(best_r2 < 1.0, fitted_on)

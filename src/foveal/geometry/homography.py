@@ -41,6 +41,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.linalg import lapack
 
 from foveal.errors import GeometryError
 from foveal.geometry import validate
@@ -175,8 +176,10 @@ def _dlt_normal(S: np.ndarray) -> np.ndarray | None:
     ``_RANK_RTOL`` test on them is a singular-value ratio of √1e-10 = 1e-5: stricter than
     :func:`_dlt`'s, on purpose (a refit that is nearly rank-deficient is skipped, not trusted).
     """
-    eigenvalues, vectors = np.linalg.eigh(_gram(S))
-    if eigenvalues[1] <= _RANK_RTOL * eigenvalues[8]:
+    # LAPACK's dsyevd (what np.linalg.eigh runs) called directly: for a 9×9 matrix the NumPy
+    # wrapper costs as much as the decomposition, and LO-RANSAC runs this at every refit.
+    eigenvalues, vectors, info = lapack.dsyevd(_gram(S), compute_v=1, lower=1)
+    if info != 0 or eigenvalues[1] <= _RANK_RTOL * eigenvalues[8]:
         return None
     return vectors[:, 0].reshape(3, 3)
 
@@ -301,11 +304,10 @@ def _lm(H: np.ndarray, a: np.ndarray, b: np.ndarray, iterations: int = 50) -> np
             diagonal = JtJ.diagonal().copy()
             while True:
                 JtJ.flat[::9] = diagonal * (1.0 + damping)
-                try:
-                    step = np.linalg.solve(JtJ, -Jte)
-                except np.linalg.LinAlgError:
-                    step = None
-                if step is not None:
+                # LAPACK's dgesv (np.linalg.solve's routine) without the wrapper, which costs
+                # more than an 8 × 8 solve
+                _, _, step, singular = lapack.dgesv(JtJ, -Jte)
+                if not singular:
                     trial = h.copy()
                     trial[free] += step
                     e_new, proj_new, inv_w_new, cost_new = residuals(trial)

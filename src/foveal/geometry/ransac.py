@@ -30,10 +30,14 @@ solver finds no model, are drawn again without counting (as OpenCV does).
 Two front doors share one loop: :func:`ransac` takes per-sample callbacks (any model), and
 :func:`ransac_batched` takes callbacks that fit and score a whole block of samples at once, for
 models whose minimal solver vectorises (homographies, see :mod:`foveal.geometry.homography`).
-Samples are drawn, fitted and scored in blocks (doubling from 32, or ``first_block``, up to
-256 samples), but new bests are taken in sample order and ``N`` is updated at each, so the result
-and the iteration count are those of a one-sample-at-a-time loop; a block may score a few samples
-past the stop, which do not count. Both front doors give the same result for the same seed.
+Samples are drawn, fitted and scored in blocks: the first of 32 samples (or ``first_block``),
+then blocks aiming at twice as many productive samples each, up to 256 (straight to 256 when
+``p = 1``, where the limit cannot fall), with enough extra draws that degenerate samples rarely
+force a further block. Only the samples that can still count are scored, and new bests are taken in
+sample order with ``N`` updated at each, so the result and the iteration count are those of a
+one-sample-at-a-time loop; a block may fit a few samples past the stop (and score some when a
+new best lowers ``N`` within it), which do not count. Both front doors give the same result for
+the same seed.
 
 Reference: HZ §4.7; M. Fischler and R. Bolles, *Random sample consensus*, CACM 1981; P. Torr and
 A. Zisserman, *MLESAC*, CVIU 2000; O. Chum, J. Matas and J. Kittler, *Locally optimized RANSAC*,
@@ -61,7 +65,7 @@ M = TypeVar("M")
 _LO_MULTIPLIERS = (3.0, 2.0, 1.5, 1.0)
 # Samples per block: start small so that easy problems (N of a few dozen) waste little, grow
 # so that hard ones amortise the per-block overhead, but keep a block's (K, n) residuals to a
-# few MB.
+# few MB (after the first block, the sizes count productive samples: those scored).
 _FIRST_BLOCK, _MAX_BLOCK, _MAX_BLOCK_RESIDUALS = 32, 256, 1 << 20
 # Give up after this many draws per allowed iteration when samples keep giving no model.
 _MAX_DRAWS_PER_ITERATION = 10
@@ -122,17 +126,21 @@ def draw_samples(n: int, sample_size: int, count: int, rng: np.random.Generator)
 
     Each row is uniform over the ``s``-subsets (in random order): its ``j``-th entry is a uniform
     draw ``r`` from the ``n − j`` indices not yet taken, found by stepping ``r`` past the taken
-    ones in ascending order. Vectorised over rows, so a block costs ``O(s²)`` array operations:
-    the taken indices are kept sorted column by column, each new one inserted with
+    ones in ascending order. All ``s · count`` draws come from one ``Generator.integers`` call
+    (column ``j`` bounded by ``n − j``: the same stream as one call per column, at a fraction of
+    the per-call cost). Vectorised over rows, so a block costs ``O(s²)`` array operations: the
+    taken indices are kept sorted column by column, each new one inserted with
     ``minimum``/``maximum`` (cheaper than sorting many rows of a few entries).
     """
+    draws = rng.integers(0, np.arange(n, n - sample_size, -1)[:, None], size=(sample_size, count))
     idx = np.empty((count, sample_size), dtype=np.intp)
     taken: list[np.ndarray] = []  # taken[i]: the (i+1)-th smallest index of each row so far
-    for j in range(sample_size):
-        r = rng.integers(0, n - j, size=count)
+    for j, r in enumerate(draws):
         for smaller in taken:
             r += r >= smaller
         idx[:, j] = r
+        if j == sample_size - 1:
+            break  # no column left to step past this one
         for i, column in enumerate(taken):  # insert r, keeping the columns sorted
             taken[i], r = np.minimum(column, r), np.maximum(column, r)
         taken.append(r)
@@ -231,7 +239,7 @@ def ransac_batched(
             dtype (float32 halves the memory traffic of scoring). Squared, because MSAC needs
             only ``r²``: no square root per point and hypothesis.
         first_block: samples drawn in the first block. Raise it for a solver whose fixed cost
-            per block is high (batched EPnP: that of ~20 samples), so that a run rarely needs a
+            per block is high (batched EPnP: that of ~15 samples), so that a run rarely needs a
             second block for a handful of samples.
 
     Everything else is as in :func:`ransac`.
@@ -284,6 +292,7 @@ def _run(
     best_model: M | None = None
     best_cost = math.inf
     best_r2 = np.full(n, np.inf)
+    fitted_on: np.ndarray | None = None  # the inlier mask best_model was refitted on, if any
     limit = max_iterations  # max(adaptive N, min_iterations), capped
     tried = drawn = productive_so_far = 0
     max_block = max(1, min(_MAX_BLOCK, _MAX_BLOCK_RESIDUALS // n))
@@ -292,31 +301,46 @@ def _run(
     first_block = min(int(first_block), max_block)
     block = first_block
     while tried < limit and drawn < _MAX_DRAWS_PER_ITERATION * max_iterations:
-        # Draw enough for the iterations left, given the share of samples that gave a model.
+        # A block aims at `wanted` productive samples (those that give a model), given the share
+        # of the draws so far that did: the draws this needs are negative binomial, with mean
+        # wanted / rate and standard deviation √(wanted (1 − rate)) / rate. Two of those on top
+        # make a further block for a handful of samples rare; the extra samples are fitted but
+        # not scored.
+        need = limit - tried
+        wanted = min(block, need)
+        # With p = 1 the limit never falls (no sample past it is scored): no need to grow slowly.
+        block = min(2 * block, max_block) if confidence < 1.0 else max_block
         rate = max(productive_so_far / drawn, 0.05) if drawn else 1.0
-        count = min(block, math.ceil((limit - tried) / rate))
-        block = min(2 * block, max_block)
+        count = math.ceil((wanted + 2.0 * math.sqrt(wanted * (1.0 - rate))) / rate)
         samples = draw_samples(n, s, count, rng)
         drawn += count
         models, owners = fit_block(samples)
-        productive = np.unique(owners)  # rows of the samples that gave a model
+        owners = np.asarray(owners)
+        # rows of the samples that gave a model (owners ascending: the first of each run)
+        productive = owners[np.flatnonzero(np.diff(owners, prepend=-1))]
         productive_so_far += len(productive)
         if len(productive) == 0:
             continue
-        take = min(len(productive), limit - tried)  # of those, how many count
-        costs = _msac(squared_block(models), t2)
-        # New bests in sample order, exactly as a one-sample-at-a-time loop would meet them.
-        for k in np.flatnonzero(costs < best_cost):
+        take = min(len(productive), need)  # of those, how many count
+        # Score only the models of those samples: the limit can fall within a block, not rise.
+        scored = int(np.searchsorted(owners, productive[take - 1], side="right"))
+        r2 = squared_block(models if scored == len(owners) else models[:scored])
+        costs = _msac(r2, t2)
+        # New bests in sample order, exactly as a one-sample-at-a-time loop would meet them. Only
+        # models cheaper than the best so far and than all before them in the block can be one
+        # (local optimisation only lowers the bar further), so the loop visits just those.
+        bar = np.minimum.accumulate(np.concatenate(([best_cost], costs[:-1])))
+        for k in np.flatnonzero(costs < bar):
             rank = int(np.searchsorted(productive, owners[k]))
             if rank >= take:
                 break
             if costs[k] >= best_cost:
                 continue
             best_model = models[k]
-            best_r2 = squared_one(best_model)  # float64, whatever the block's dtype
+            best_r2 = np.array(r2[k], dtype=np.float64)  # whatever the block's dtype
             best_cost = float(_msac(best_r2, t2))
             if refine is not None:
-                best_model, best_r2, best_cost = _local_optimisation(
+                best_model, best_r2, best_cost, fitted_on = _local_optimisation(
                     best_model, best_r2, best_cost, refine, squared_one, s, t2)
             w = np.count_nonzero(best_r2 < t2) / n
             needed = min(ransac_iterations(w, s, confidence), max_iterations)
@@ -326,8 +350,9 @@ def _run(
 
     if best_model is None:
         return RansacResult(None, np.zeros(n, dtype=bool), tried, math.inf)
-    if refine is not None:
-        refit = _refit(refine, best_r2 < t2, s, squared_one, t2)
+    final = best_r2 < t2
+    if refine is not None and (fitted_on is None or not np.array_equal(final, fitted_on)):
+        refit = _refit(refine, final, s, squared_one, t2)
         if refit is not None and refit[2] <= best_cost:
             best_model, best_r2, best_cost = refit
     return RansacResult(best_model, best_r2 < t2, tried, best_cost)
@@ -349,17 +374,23 @@ def _refit(refine: Callable[[np.ndarray], M | None], mask: np.ndarray, s: int,
 def _local_optimisation(model: M, r2: np.ndarray, cost: float,
                         refine: Callable[[np.ndarray], M | None],
                         squared_one: Callable[[M], np.ndarray], s: int, t2: float
-                        ) -> tuple[M, np.ndarray, float]:
+                        ) -> tuple[M, np.ndarray, float, np.ndarray | None]:
     """Iterative least squares on the inliers at thresholds 3t, 2t, 1.5t, t, while the MSAC cost
-    falls; returns the cheapest model. Stopping at the first step that does not help skips most of
-    the work on the poor models that early samples give."""
-    best = (model, r2, cost)
+    falls; returns the cheapest model, its squared residuals and cost, and the inlier mask it was
+    refitted on (None if no refit helped). Stopping at the first step that does not help skips
+    most of the work on the poor models that early samples give; a step whose mask is the one
+    the current model was fitted on is not run (``refine`` is deterministic: it would return the
+    same model, at the same cost)."""
+    best, fitted_on = (model, r2, cost), None
     for multiplier in _LO_MULTIPLIERS:
-        refit = _refit(refine, best[1] < multiplier**2 * t2, s, squared_one, t2)
+        mask = best[1] < multiplier**2 * t2
+        if fitted_on is not None and np.array_equal(mask, fitted_on):
+            break  # the refit would give the current model again, at the same cost
+        refit = _refit(refine, mask, s, squared_one, t2)
         if refit is None or refit[2] >= best[2]:
             break
-        best = refit
-    return best
+        best, fitted_on = refit, mask
+    return *best, fitted_on
 
 
 def fit_line_ransac(points: ArrayLike, threshold: float, *, confidence: float = 0.999,
