@@ -4,13 +4,15 @@
     python bench/scratch_conv.py --quick    # two shapes, fewer repeats
 
 Both run float32 on the CPU with the same thread count (torch's intra-op threads = the BLAS
-threads NumPy uses = the FFT workers, set through ``--threads``). For each shape: median
-milliseconds of forward plus backward (input, weight and bias gradients) for ours, by
-``conv2d``'s default ``"auto"`` (the FFT or im2col, whichever its cost estimate
-``prefers_fft`` picks: recorded per row) and by ``"im2col"``, and for torch autograd, each
-side's repeats back to back; the ratios ours / torch (goal ≤ 2); the
-peak memory NumPy allocated during each of ours (tracemalloc); and the im2col buffer size
-``C_in·k²·N·OH·OW·4`` bytes that an unchunked im2col would hold.
+threads NumPy uses = the FFT and Winograd workers, set through ``--threads``). For each shape:
+median milliseconds of forward plus backward (input, weight and bias gradients) for ours, by
+``conv2d``'s default ``"auto"`` (the route its cost estimate ``auto_algorithm`` picks: recorded
+per row) and forced to each route that applies (``"im2col"``, ``"fft"``, and ``"winograd"``
+for 3×3 kernels), and for torch autograd, each side's repeats back to back; the ratios
+ours / torch (goal ≤ 2); the peak memory NumPy allocated during each of ours (tracemalloc);
+the im2col buffer size ``C_in·k²·N·OH·OW·4`` bytes that an unchunked im2col would hold, and
+the Winograd input transform kept for the weight gradient, ``36·⌈OH/4⌉·⌈OW/4⌉·N·C_in·4``
+bytes.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ SHAPES = [  # (N, C_in, C_out, H, k)
     (64, 16, 16, 32, 3), (64, 32, 32, 32, 3), (64, 64, 64, 32, 3), (64, 128, 128, 32, 3),
     (64, 16, 16, 32, 5), (64, 32, 32, 32, 5), (64, 64, 64, 32, 5), (64, 128, 128, 32, 5),
 ]
-
-
+FORCED = ["im2col", "fft", "winograd"]  # the routes timed on their own (winograd: 3×3 only)
 
 
 def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, Any]:
@@ -37,7 +38,9 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
     import torch.nn.functional as F
 
     from foveal.scratch import Tensor
-    from foveal.scratch.ops.conv import conv2d
+    from foveal.scratch.ops.conv import auto_algorithm, conv2d
+    from foveal.scratch.ops.conv_fft import fft_shape
+    from foveal.scratch.ops.conv_winograd import tile_counts
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, h), dtype=np.float32)
@@ -61,26 +64,29 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
 
     # Each side's repeats run back to back, not alternated: BLAS and OpenMP worker threads
     # spin for a while after each call, and alternating would charge that to the other side.
-    t_auto, t_im2col, t_torch = (median_ms(fn, repeats)[0]
-                                 for fn in (ours("auto"), ours("im2col"), theirs))
-    peaks = []
-    for algorithm in ("auto", "im2col"):
+    routes = ["auto", *FORCED] if k == 3 else ["auto", *FORCED[:-1]]
+    times = {r: median_ms(ours(r), repeats)[0] for r in routes}
+    t_torch = median_ms(theirs, repeats)[0]
+    peaks = {}
+    for r in routes:
         tracemalloc.start()
-        ours(algorithm)()
-        peaks.append(tracemalloc.get_traced_memory()[1])
+        ours(r)()
+        peaks[r] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    cols = c * k * k * n * h * h * 4
-    from foveal.scratch.ops.conv import prefers_fft
-    from foveal.scratch.ops.conv_fft import fft_shape
-
-    chosen = "fft" if prefers_fft(n, c, o, (k, k), (h, h), fft_shape(h + 2 * pad, h + 2 * pad)) \
-        else "im2col"
-    return {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "auto": chosen,
-            "ours_ms": round(t_auto, 2),
-            "im2col_ms": round(t_im2col, 2), "torch_ms": round(t_torch, 2),
-            "ratio": round(t_auto / t_torch, 2), "im2col_ratio": round(t_im2col / t_torch, 2),
-            "peak_numpy_mb": round(peaks[0] / 2**20, 1),
-            "im2col_peak_numpy_mb": round(peaks[1] / 2**20, 1), "im2col_mb": round(cols / 2**20, 1)}
+    chosen = auto_algorithm(n, c, o, (k, k), (h, h), fft_shape(h + 2 * pad, h + 2 * pad))
+    row: dict[str, Any] = {"shape": f"N={n} C={c}->{o} {h}x{h} k={k}", "auto": chosen,
+                           "ours_ms": round(times["auto"], 2), "torch_ms": round(t_torch, 2),
+                           "ratio": round(times["auto"] / t_torch, 2),
+                           "peak_numpy_mb": round(peaks["auto"] / 2**20, 1)}
+    for r in FORCED:
+        row[f"{r}_ms"] = round(times[r], 2) if r in times else None
+        row[f"{r}_ratio"] = round(times[r] / t_torch, 2) if r in times else None
+        row[f"{r}_peak_numpy_mb"] = round(peaks[r] / 2**20, 1) if r in peaks else None
+    row["im2col_mb"] = round(c * k * k * n * h * h * 4 / 2**20, 1)
+    tiles = tile_counts((h, h))
+    row["winograd_v_mb"] = round(36 * tiles[0] * tiles[1] * n * c * 4 / 2**20, 1) if k == 3 \
+        else None
+    return row
 
 
 def main() -> None:
@@ -94,18 +100,26 @@ def main() -> None:
     shapes = SHAPES[::3] if args.quick else SHAPES
     repeats = 3 if args.quick else args.repeats
     rows = []
+    print("| shape | auto | ours ms | " + " | ".join(f"{r} ms" for r in FORCED)
+          + " | torch ms | ratio | " + " | ".join(f"{r} ratio" for r in FORCED)
+          + " | peak MB | " + " | ".join(f"{r} peak MB" for r in FORCED)
+          + " | im2col MB | winograd V MB |")
     for shape in shapes:
         row = measure(*shape, repeats=repeats)
         rows.append(row)
-        print(f"| {row['shape']} | {row['auto']} | {row['ours_ms']} | {row['im2col_ms']} | "
-              f"{row['torch_ms']} | "
-              f"{row['ratio']} | {row['im2col_ratio']} | {row['peak_numpy_mb']} | "
-              f"{row['im2col_peak_numpy_mb']} | {row['im2col_mb']} |", flush=True)
-    ratios = [r["ratio"] for r in rows]
+        cells = [row["shape"], row["auto"], row["ours_ms"], *(row[f"{r}_ms"] for r in FORCED),
+                 row["torch_ms"], row["ratio"], *(row[f"{r}_ratio"] for r in FORCED),
+                 row["peak_numpy_mb"], *(row[f"{r}_peak_numpy_mb"] for r in FORCED),
+                 row["im2col_mb"], row["winograd_v_mb"]]
+        print("| " + " | ".join("–" if v is None else str(v) for v in cells) + " |", flush=True)
+
+    def geomean(key: str) -> float:
+        values = [r[key] for r in rows if r[key] is not None]
+        return round(float(np.exp(np.mean(np.log(values)))), 2)
+
     summary = {"benchmark": "scratch_conv", "threads": args.threads, "repeats": repeats,
-               "rows": rows, "geomean_ratio": round(float(np.exp(np.mean(np.log(ratios)))), 2),
-               "im2col_geomean_ratio": round(float(np.exp(np.mean(np.log(
-                   [r["im2col_ratio"] for r in rows])))), 2)}
+               "rows": rows, "geomean_ratio": geomean("ratio"),
+               **{f"{r}_geomean_ratio": geomean(f"{r}_ratio") for r in FORCED}}
     print(f"geometric-mean ratio ours/torch: {summary['geomean_ratio']}")
     if not args.quick:
         print(f"written to {save('scratch_conv_cpu', summary)}")

@@ -121,7 +121,8 @@ def test_fft_refuses_what_it_cannot_do_and_unknown_algorithms():
     with pytest.raises(ValueError, match=r"'fft' needs stride 1, dilation 1 and groups 1, got "
                                          r"stride=\(1, 1\), dilation=\(1, 1\), groups=2"):
         conv2d(x, W, groups=2, algorithm="fft")
-    with pytest.raises(ValueError, match="expected algorithm one of auto, im2col, fft, got 'x'"):
+    with pytest.raises(ValueError, match="expected algorithm one of auto, im2col, fft, winograd, "
+                                         "got 'x'"):
         conv2d(x, W, groups=2, algorithm="x")
     with pytest.raises(ValueError, match="does not fit"):
         conv2d(rng.standard_normal((1, 2, 2, 2)), rng.standard_normal((1, 2, 3, 3)),

@@ -13,7 +13,7 @@ from foveal.scratch.tensor import Tensor
 class Conv2d(Module):
     """:func:`~foveal.scratch.ops.conv.conv2d` with weight (C_out, C_in/groups, kH, kW) and bias
     (C_out,), both ``U(−1/√fan_in, 1/√fan_in)`` with ``fan_in = C_in/groups · kH · kW``;
-    ``algorithm`` is conv2d's (``"auto"``, ``"im2col"`` or ``"fft"``)."""
+    ``algorithm`` is conv2d's (``"auto"``, ``"im2col"``, ``"fft"`` or ``"winograd"``)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Pair, stride: Pair = 1,
                  padding: Pair = 0, dilation: Pair = 1, groups: int = 1, bias: bool = True, *,

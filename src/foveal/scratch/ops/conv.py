@@ -25,6 +25,9 @@ processed in chunks whose im2col buffer (about ``CHUNK_ELEMENTS`` values) stays 
 between being written and being read by the matrix product, and backward recomputes each
 chunk's columns instead of keeping the whole buffer (less memory, less traffic).
 
+Stride-1 convolutions can also go by the FFT (:mod:`.conv_fft`) or, with 3×3 kernels, by
+Winograd's minimal filtering (:mod:`.conv_winograd`); :func:`conv2d`'s ``algorithm`` picks.
+
 The transposed convolution is conv2d's adjoint: its forward is conv2d's input gradient, so
 ``⟨conv2d(x, W), y⟩ = ⟨x, conv_transpose2d(y, W)⟩``; it is not conv2d's inverse.
 Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016.
@@ -39,6 +42,13 @@ from foveal.scratch.ops.conv_fft import (
     fft_conv_backward,
     fft_conv_forward,
     fft_shape,
+)
+from foveal.scratch.ops.conv_winograd import (
+    TILE,
+    WinogradInput,
+    tile_counts,
+    winograd_conv_backward,
+    winograd_conv_forward,
 )
 from foveal.scratch.tensor import ArrayLike, Tensor, as_tensor, float_tensor, node
 
@@ -182,7 +192,7 @@ def _unpad(a: np.ndarray, p: tuple[int, int], hw: tuple[int, ...]) -> np.ndarray
     return a[:, :, p[0]: p[0] + hw[0], p[1]: p[1] + hw[1]]
 
 
-ALGORITHMS = ("auto", "im2col", "fft")
+ALGORITHMS = ("auto", "im2col", "fft", "winograd")
 
 
 def check_algorithm(algorithm: str, op: str) -> None:
@@ -204,42 +214,93 @@ FFT_WEIGHT_SPECTRA_BYTES = 128 * 2**20
 the batch size; past this many bytes ``"auto"`` takes im2col."""
 
 
+def winograd_applies(stride: tuple[int, int], dilation: tuple[int, int], groups: int,
+                     kernel: tuple[int, int]) -> bool:
+    """Whether the Winograd route (:mod:`.conv_winograd`) can compute this convolution: a 3×3
+    kernel, stride 1, no dilation and one group."""
+    return stride == (1, 1) and dilation == (1, 1) and groups == 1 and kernel == (3, 3)
+
+
+def _fft_ms(n: int, c_in: int, c_out: int, fft_hw: tuple[int, int]) -> float:
+    s2 = fft_hw[0] * fft_hw[1]
+    return s2 * (n * (2.3e-5 * (c_in + c_out) + 8.1e-7 * c_in * c_out) + 4.0e-6 * c_in * c_out)
+
+
+def _im2col_ms(n: int, c_in: int, c_out: int, kernel: tuple[int, int],
+               out_hw: tuple[int, int]) -> float:
+    return n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (4.4e-6 + 1.1e-7 * c_out)
+
+
+def _winograd_ms(n: int, c_in: int, c_out: int, out_hw: tuple[int, int]) -> float:
+    th, tw = tile_counts(out_hw)
+    return 0.5 + n * th * tw * (TILE + 2) ** 2 * (
+        4.8e-5 + 4.0e-6 * (c_in + c_out) + 2.2e-7 * c_in * c_out)
+
+
 def prefers_fft(n: int, c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
                 fft_hw: tuple[int, int], itemsize: int = 4) -> bool:
-    """``algorithm="auto"``'s choice where both routes apply: the cheaper by a cost estimate in
-    milliseconds, fitted to two-thread timings of forward + backward on CPU-2
-    (``bench/scratch_conv.py``: N = 64, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
+    """Whether the FFT is estimated cheaper than im2col (:func:`auto_algorithm`'s FFT and
+    im2col estimates; also False where the kernels' spectra would exceed
+    :data:`FFT_WEIGHT_SPECTRA_BYTES`)."""
+    s2 = fft_hw[0] * fft_hw[1]
+    if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
+        return False
+    return _fft_ms(n, c_in, c_out, fft_hw) < _im2col_ms(n, c_in, c_out, kernel, out_hw)
 
-        FFT    ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 8.1e-7 · C_in·C_out)     per image
-                            + 4.0e-6 · C_in·C_out)                                 the kernels
-        im2col ≈ N · OH·OW·k² · C_in · (4.4e-6 + 1.1e-7 · C_out)
+
+def auto_algorithm(n: int, c_in: int, c_out: int, kernel: tuple[int, int],
+                   out_hw: tuple[int, int], fft_hw: tuple[int, int],
+                   stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                   groups: int = 1, itemsize: int = 4) -> str:
+    """``algorithm="auto"``'s choice: the cheapest applicable route by cost estimates in
+    milliseconds of forward + backward on CPU, fitted to ``bench/scratch_conv.py``'s timings
+    (N = 64, 16–128 channels, 3×3 and 5×5 kernels, 32×32 maps):
+
+        FFT      ≈ S_h·S_w · (N · (2.3e-5 · (C_in + C_out) + 8.1e-7 · C_in·C_out)   per image
+                              + 4.0e-6 · C_in·C_out)                                the kernels
+        im2col   ≈ N · OH·OW·k² · C_in · (4.4e-6 + 1.1e-7 · C_out)
+        Winograd ≈ 0.5 + N · T · 36 · (4.8e-5 + 4.0e-6 · (C_in + C_out) + 2.2e-7 · C_in·C_out)
+
+    with ``T = ⌈OH/4⌉·⌈OW/4⌉`` F(4×4, 3×3) tiles. FFT and im2col: two-thread timings on CPU-2.
+    Winograd: its time relative to im2col's, measured single-threaded (CPU time, alternating
+    routes, on a loaded 2-core machine) on 17 shapes (N = 1, 8, 64; C_in, C_out from 3 to
+    256; 8×8 to 32×32 maps), times the im2col estimate; its 0.5 ms is the fixed cost of its
+    ~50 array operations. Every choice between the two matched the measurement there.
 
     The FFT's per-image cost does not grow with the kernel: it wins at 5×5 and loses at 3×3
     there; transforming the kernels (and the weight gradient back) costs about five images'
     channel products, once per batch, which tips single images towards im2col. Spectra of the
-    kernels larger than :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col.
+    kernels larger than :data:`FFT_WEIGHT_SPECTRA_BYTES` also send it to im2col. Winograd
+    (3×3 only) copies the input 2.25× where im2col copies it 9×: it took 0.45–0.6× im2col's
+    time from 16 channels on, but its transforms cost per tile and channel however few the
+    channels, and it has a fixed cost, so an RGB input layer (C_in = 3) and a single image
+    with 16 channels stay with im2col.
     """
-    s2 = fft_hw[0] * fft_hw[1]
-    if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
-        return False
-    fft = s2 * (n * (2.3e-5 * (c_in + c_out) + 8.1e-7 * c_in * c_out) + 4.0e-6 * c_in * c_out)
-    im2col = n * out_hw[0] * out_hw[1] * kernel[0] * kernel[1] * c_in * (4.4e-6 + 1.1e-7 * c_out)
-    return fft < im2col
+    costs = {"im2col": _im2col_ms(n, c_in, c_out, kernel, out_hw)}
+    if fft_applies(stride, dilation, groups, kernel) and prefers_fft(
+            n, c_in, c_out, kernel, out_hw, fft_hw, itemsize):
+        costs["fft"] = _fft_ms(n, c_in, c_out, fft_hw)
+    if winograd_applies(stride, dilation, groups, kernel):
+        costs["winograd"] = _winograd_ms(n, c_in, c_out, out_hw)
+    return min(costs, key=costs.__getitem__)
 
 
 def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, stride: Pair = 1,
            padding: Pair = 0, dilation: Pair = 1, groups: int = 1, exact: bool = False,
            algorithm: str = "auto") -> Tensor:
-    """Fast 2-D convolution: by the FFT or by im2col and one matrix product per group.
+    """Fast 2-D convolution: by im2col and one matrix product per group, by the FFT or by
+    Winograd's minimal filtering.
 
     x (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,) → (N, C_out, OH, OW).
     ``exact=True`` rejects a non-integer output size instead of flooring it. ``algorithm``:
     ``"im2col"`` (module doc; any stride, dilation and groups), ``"fft"`` (:mod:`.conv_fft`;
-    stride 1, no dilation, one group) or ``"auto"``: the FFT where :func:`fft_applies` and
-    :func:`prefers_fft`, else im2col. Both give the same values up to rounding, but the FFT's
-    rounding error scales with the largest values of each map rather than with each output: in
-    float32, outputs far smaller than the map's largest are less precise (pass float64, or
-    ``"im2col"``, where that matters).
+    stride 1, no dilation, one group), ``"winograd"`` (:mod:`.conv_winograd`; 3×3 kernels,
+    stride 1, no dilation, one group) or ``"auto"``: the cheapest applicable route by
+    :func:`auto_algorithm`'s cost estimates. All give the same values up to rounding, but in
+    float32 the FFT's rounding error scales with the largest values of each map rather than
+    with each output (outputs far smaller than the map's largest are less precise), and
+    Winograd F(4×4, 3×3)'s is a few times im2col's (pass float64, or ``"im2col"``, where that
+    matters).
     """
     x, w = float_tensor(x, "conv2d", "input"), float_tensor(weight, "conv2d", "weight")
     b = as_tensor(bias) if bias is not None else None
@@ -252,21 +313,31 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     if algorithm == "fft" and (s != (1, 1) or d != (1, 1) or groups != 1):
         raise ValueError(f"conv2d: algorithm 'fft' needs stride 1, dilation 1 and groups 1, got "
                          f"stride={s}, dilation={d}, groups={groups}")
-    use_fft = algorithm == "fft"
-    if use_fft or (algorithm == "auto" and fft_applies(s, d, groups, kernel)):
+    if algorithm == "winograd" and not winograd_applies(s, d, groups, kernel):
+        raise ValueError(f"conv2d: algorithm 'winograd' needs a 3×3 kernel, stride 1, dilation 1 "
+                         f"and groups 1, got kernel={kernel}, stride={s}, dilation={d}, "
+                         f"groups={groups}")
+    if algorithm in ("fft", "winograd") or (algorithm == "auto" and
+                                            fft_applies(s, d, groups, kernel)):
         # stride 1: the same size checks (and errors) as im2col's
         out_hw = (conv_output_size(x.shape[2], kernel[0], 1, p[0]),
                   conv_output_size(x.shape[3], kernel[1], 1, p[1]))
-        fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
-        use_fft = use_fft or prefers_fft(x.shape[0], w.shape[1], w.shape[0], kernel, out_hw,
-                                         fft_hw, np.result_type(x, w).itemsize)
+        if algorithm == "auto":
+            fft_hw = fft_shape(x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])
+            algorithm = auto_algorithm(x.shape[0], w.shape[1], w.shape[0], kernel, out_hw,
+                                       fft_hw, s, d, groups, np.result_type(x, w).itemsize)
     xp: np.ndarray | None = None
     spectra: tuple[BatchSpectra | None, np.ndarray | None] = (None, None)
-    if use_fft:
+    transforms: tuple[WinogradInput | None, np.ndarray | None] = (None, None)
+    if algorithm == "fft":
         xpad = _pad(x.data, p)
         y, (x_hat, w_hat) = fft_conv_forward(xpad, w.data)
         # backward needs x̂ only for ∂L/∂W and Ŵ only for ∂L/∂x, and not the padded input
         spectra = (x_hat if w.requires_grad else None, w_hat if x.requires_grad else None)
+    elif algorithm == "winograd":
+        xpad = _pad(x.data, p)
+        y, v, u = winograd_conv_forward(xpad, w.data, keep_v=w.requires_grad)
+        transforms = (v, u if x.requires_grad else None)
     else:
         y, xpad = _conv_forward(x.data, w.data, s, p, d, groups, exact)
         xp = xpad if w.requires_grad else None
@@ -276,9 +347,12 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
-        if use_fft:
+        if algorithm == "fft":
             dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
                                         w.requires_grad)
+        elif algorithm == "winograd":
+            dxp, dw = winograd_conv_backward(g, *transforms, xp_shape, x.requires_grad,
+                                             w.requires_grad)
         else:
             dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
                                      input_grad=x.requires_grad)
