@@ -32,12 +32,12 @@ Two front doors share one loop: :func:`ransac` takes per-sample callbacks (any m
 models whose minimal solver vectorises (homographies, see :mod:`foveal.geometry.homography`).
 Samples are drawn, fitted and scored in blocks: the first of 32 samples (or ``first_block``),
 then blocks aiming at twice as many productive samples each, up to 256 (straight to 256 when
-``p = 1``, where the limit cannot fall), with enough extra draws that degenerate samples rarely
-force a further block. Only the samples that can still count are scored, and new bests are taken in
-sample order with ``N`` updated at each, so the result and the iteration count are those of a
-one-sample-at-a-time loop; a block may fit a few samples past the stop (and score some when a
-new best lowers ``N`` within it), which do not count. Both front doors give the same result for
-the same seed.
+``p = 1``, where the limit falls only once every point is an inlier), with enough extra draws
+that degenerate samples rarely force a further block. Only the samples that can still count are
+scored, and new bests are taken in sample order with ``N`` updated at each, so the result and
+the iteration count are those of a one-sample-at-a-time loop; a block may fit a few samples
+past the stop (and score some when a new best lowers ``N`` within it), which do not count. Both
+front doors give the same result for the same seed.
 
 Reference: HZ §4.7; M. Fischler and R. Bolles, *Random sample consensus*, CACM 1981; P. Torr and
 A. Zisserman, *MLESAC*, CVIU 2000; O. Chum, J. Matas and J. Kittler, *Locally optimized RANSAC*,
@@ -308,7 +308,8 @@ def _run(
         # not scored.
         need = limit - tried
         wanted = min(block, need)
-        # With p = 1 the limit never falls (no sample past it is scored): no need to grow slowly.
+        # With p = 1 the limit stays at max_iterations unless every point is an inlier: no need
+        # to grow slowly.
         block = min(2 * block, max_block) if confidence < 1.0 else max_block
         rate = max(productive_so_far / drawn, 0.05) if drawn else 1.0
         count = math.ceil((wanted + 2.0 * math.sqrt(wanted * (1.0 - rate))) / rate)
@@ -322,7 +323,8 @@ def _run(
         if len(productive) == 0:
             continue
         take = min(len(productive), need)  # of those, how many count
-        # Score only the models of those samples: the limit can fall within a block, not rise.
+        # Score only the models of the samples that can count (the first `take`; should a new
+        # best raise the limit within the block, the next block draws the samples it adds).
         scored = int(np.searchsorted(owners, productive[take - 1], side="right"))
         r2 = squared_block(models if scored == len(owners) else models[:scored])
         costs = _msac(r2, t2)

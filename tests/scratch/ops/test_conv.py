@@ -134,3 +134,14 @@ def test_batch_chunks_match_torch(monkeypatch, chunk):
     xt, wt = rng.standard_normal((5, 6, 4, 5)), rng.standard_normal((6, 2, 3, 3))
     torch_check(lambda x, w: conv_transpose2d(x, w, None, 2, 1, 1, 3),
                 lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1, 3), [xt, wt]).assert_close()
+
+
+def test_auto_keeps_half_precision_off_winograd():
+    """Winograd's transforms (points ±2, fractions down to 1/24) amplify rounding: in float16
+    its error is ~25× im2col's, so "auto" must not take it there, though it does in float32
+    for the same shape (oracle: the route each dtype is given)."""
+    from foveal.scratch.ops.conv import auto_algorithm
+
+    args = (64, 16, 16, (3, 3), (32, 32), (36, 36))
+    assert auto_algorithm(*args, itemsize=4) == "winograd"
+    assert auto_algorithm(*args, itemsize=2) != "winograd"

@@ -127,3 +127,28 @@ def test_fft_refuses_what_it_cannot_do_and_unknown_algorithms():
     with pytest.raises(ValueError, match="does not fit"):
         conv2d(rng.standard_normal((1, 2, 2, 2)), rng.standard_normal((1, 2, 3, 3)),
                algorithm="fft")
+
+
+
+def test_blas_thread_limit_survives_overlapping_convolutions():
+    """The worker threads run with one BLAS thread, a process-wide setting. Two user threads'
+    convolutions can overlap as: A in, B in, A out, B out. A plain save-and-restore would let
+    A restore the original count under B's workers and B then "restore" the 1 it saw, leaving
+    BLAS at one thread for good (oracle: threadpoolctl's report of the thread count)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from foveal.scratch.ops.conv_fft import _one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() and set(blas_threads()) == {2}
+        a, b = _one_blas_thread(), _one_blas_thread()
+        a.__enter__()
+        b.__enter__()
+        assert set(blas_threads()) == {1}
+        a.__exit__(None, None, None)
+        assert set(blas_threads()) == {1}  # B's workers still run
+        b.__exit__(None, None, None)
+        assert set(blas_threads()) == {2}

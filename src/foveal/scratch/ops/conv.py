@@ -274,13 +274,15 @@ def auto_algorithm(n: int, c_in: int, c_out: int, kernel: tuple[int, int],
     (3×3 only) copies the input 2.25× where im2col copies it 9×: it took 0.45–0.6× im2col's
     time from 16 channels on, but its transforms cost per tile and channel however few the
     channels, and it has a fixed cost, so an RGB input layer (C_in = 3) and a single image
-    with 16 channels stay with im2col.
+    with 16 channels stay with im2col. Half precision (``itemsize`` < 4) never goes to
+    Winograd: its transforms' ±2 points and fractions down to 1/24 make its float16 error
+    ~25× im2col's (float32: 5–10×).
     """
     costs = {"im2col": _im2col_ms(n, c_in, c_out, kernel, out_hw)}
     if fft_applies(stride, dilation, groups, kernel) and prefers_fft(
             n, c_in, c_out, kernel, out_hw, fft_hw, itemsize):
         costs["fft"] = _fft_ms(n, c_in, c_out, fft_hw)
-    if winograd_applies(stride, dilation, groups, kernel):
+    if itemsize >= 4 and winograd_applies(stride, dilation, groups, kernel):
         costs["winograd"] = _winograd_ms(n, c_in, c_out, out_hw)
     return min(costs, key=costs.__getitem__)
 

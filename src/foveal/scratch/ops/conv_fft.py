@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.fft as sfft
@@ -102,15 +104,41 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+_limit_lock = threading.Lock()
+_limit_state: dict[str, Any] = {"users": 0, "limiter": None}
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS at one thread while any caller is inside, restored when the last one leaves.
+
+    The BLAS thread count is a process-wide setting: concurrent convolutions (from several
+    user threads) share one limit, counted under a lock, so that none restores it while
+    another still runs and the original count is always restored in the end. While a
+    convolution runs, other NumPy work in the process also gets one BLAS thread."""
+    with _limit_lock:
+        if _limit_state["users"] == 0:
+            _limit_state["limiter"] = _blas().limit(limits=1, user_api="blas")
+        _limit_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_state["users"] -= 1
+            if _limit_state["users"] == 0:
+                _limit_state["limiter"].restore_original_limits()
+                _limit_state["limiter"] = None
+
+
 def _each(fn: Callable[[int], T], count: int) -> list[T]:
-    """``[fn(0), …, fn(count − 1)]``, on ``count`` threads when there is more than one, each
-    with one BLAS thread while they run: the workers already share out the cores, and BLAS
-    threads of their own on top would oversubscribe them (a 16-channel 3×3 Winograd forward
-    and backward of 64 images on two cores: 55 ms with two BLAS threads per worker, 39 with
-    one)."""
+    """``[fn(0), …, fn(count − 1)]``, on ``count`` threads when there is more than one, with
+    one BLAS thread each (:func:`_one_blas_thread`): the workers already share out the cores,
+    and BLAS threads of their own on top would oversubscribe them (a 16-channel 3×3 Winograd
+    forward and backward of 64 images on two cores: 55 ms with two BLAS threads per worker,
+    39 with one)."""
     if count == 1:
         return [fn(0)]
-    with _blas().limit(limits=1, user_api="blas"):
+    with _one_blas_thread():
         return list(_pool(count).map(fn, range(count)))
 
 
