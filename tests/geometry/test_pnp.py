@@ -266,10 +266,24 @@ def test_solve_pnp_ransac_scores_squared_pixel_errors_as_the_engine_expects(monk
     solve_pnp_ransac(X, x, K)
     behind = t - [0.0, 0.0, 20.0]  # every point 13–15 units behind the camera
     models = np.stack([np.column_stack([R, t]), np.column_stack([R, behind])])
-    r2 = seen["squared"](models)
     ref = cv2.projectPoints(X, cv2.Rodrigues(R)[0], t, K, None)[0].reshape(-1, 2)
+    r2 = seen["squared"](models, False)  # float64, as for the inliers returned
     np.testing.assert_allclose(r2[0], ((ref - x) ** 2).sum(1), rtol=1e-9)
     assert np.isinf(r2[1]).all()
+    r2 = seen["squared"](models)  # float32, as in the loop: ~1e-4 px from rounding
+    np.testing.assert_allclose(r2[0], ((ref - x) ** 2).sum(1), rtol=1e-5, atol=1e-3)
+    assert np.isinf(r2[1]).all()
+
+
+def test_solve_pnp_ransac_far_from_the_world_origin_scores_without_float32_cancellation():
+    """Pitfall: scoring in float32 on raw world coordinates of ~1e6 (say UTM metres) rounds the
+    points by ~0.1 units, hundreds of pixels here. Oracle: the same scene near the origin (the
+    world frame shifted by 1e6) gives the same inliers. (Only the inliers: LM in (ω, t) is
+    poorly scaled that far out and stops ~0.1° short, as before float32 scoring.)"""
+    _, _, X, x, _ = scene(200, noise=0.5, outliers=0.3, seed=4)
+    inl = solve_pnp_ransac(X, x, K)[2]
+    inl_far = solve_pnp_ransac(X + np.array([1e6, -2e6, 5e5]), x, K)[2]
+    np.testing.assert_array_equal(inl_far, inl)
 
 
 def test_solve_pnp_ransac_refinement_reaches_the_ml_pose_of_its_inliers():

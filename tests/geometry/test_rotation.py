@@ -66,6 +66,27 @@ def test_exp_so3_matches_scipy_rotation_batched():
                                Rotation.from_rotvec(w.reshape(-1, 3)).as_matrix(), atol=1e-14)
 
 
+def test_exp_so3_of_one_vector_equals_the_batched_path():
+    """The single-vector fast path (Python floats) against the batched path, to rounding, on
+    both sides of the Taylor switch and at 0."""
+    w = random_rotvecs(300)
+    w = np.concatenate([w, w[:100] * 1e-4, w[:100] * 1e-9, np.zeros((1, 3))])
+    single = np.stack([exp_so3(wi) for wi in w])
+    np.testing.assert_allclose(single, exp_so3(w), rtol=0, atol=1e-15)
+    assert exp_so3(w[0]).shape == (3, 3)
+
+
+def test_project_to_so3_of_one_matrix_equals_the_batched_path_and_fixes_reflections():
+    """The single-matrix path against the batched one; a reflection's nearest rotation has
+    det +1 (oracle: the batched path, which flips the last singular vector)."""
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(50, 3, 3))
+    M[::2] *= -1.0  # half with det < 0
+    single = np.stack([project_to_so3(m) for m in M])
+    np.testing.assert_allclose(single, project_to_so3(M), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.linalg.det(single), 1.0, atol=1e-12)
+
+
 @pytest.mark.parametrize("theta", [0.0, 1e-300, 1e-12, 1e-8, 1e-5, 9.99e-3, 1.001e-2, 0.5])
 def test_exp_so3_near_zero_uses_taylor_without_cancellation(theta):
     """Pitfall: (1 − cos θ)/θ² evaluated literally is 0/0 at 0 and loses all digits at 1e-8.

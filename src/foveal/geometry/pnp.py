@@ -65,6 +65,7 @@ _PAIRS = {m: np.triu_indices(m, 1) for m in (3, 4)}
 _PRODUCT_I, _PRODUCT_J = np.triu_indices(3)
 _PRODUCT_WEIGHT = np.where(_PRODUCT_I == _PRODUCT_J, 1.0, 2.0)
 _N2 = np.array([0, 1, 3])
+_SYMMETRIC = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])  # the six products as a 3 × 3 matrix
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,17 +104,18 @@ def _project(p_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 
 def _projection_jacobian(p_cam: np.ndarray, fx: ArrayLike, skew: ArrayLike,
-                         fy: ArrayLike) -> np.ndarray:
+                         fy: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """``∂ pixel / ∂ x_cam`` (M, 2, 3) at camera-frame points ``(x, y, z)`` (M, 3).
 
         ∂(x/z, y/z)/∂(x, y, z) = [[1/z, 0, −x/z²], [0, 1/z, −y/z²]],   then left-multiplied by
         K₂ = [[f_x, s], [0, f_y]];
 
-    ``fx``, ``skew``, ``fy`` are scalars or (M,) (one K per observation).
+    ``fx``, ``skew``, ``fy`` are scalars or (M,) (one K per observation). Written into ``out``
+    (M, 2, 3) if given, e.g. a slice of a larger Jacobian.
     """
     iz = 1.0 / p_cam[:, 2]
     a, b = p_cam[:, 0] * iz, p_cam[:, 1] * iz
-    J = np.empty((len(p_cam), 2, 3))
+    J = np.empty((len(p_cam), 2, 3)) if out is None else out
     J[:, 0, 0] = fx * iz
     J[:, 0, 1] = skew * iz
     J[:, 0, 2] = -(fx * a + skew * b) * iz
@@ -123,16 +125,17 @@ def _projection_jacobian(p_cam: np.ndarray, fx: ArrayLike, skew: ArrayLike,
     return J
 
 
-def _rotation_jacobian(J_proj: np.ndarray, q: np.ndarray) -> np.ndarray:
+def _rotation_jacobian(J_proj: np.ndarray, q: np.ndarray,
+                       out: np.ndarray | None = None) -> np.ndarray:
     """``J_proj · (−[q]×)`` (M, 2, 3): the derivative through ``R ← exp([δ]×) R`` at ``q = R X``.
 
     ``exp([δ]×) q ≈ q + δ × q = q − [q]× δ``, and a row ``a`` times ``−[q]×`` is ``(q × a)ᵀ``,
     written out component by component (``np.cross`` costs more in axis shuffling than in
-    arithmetic at these sizes).
+    arithmetic at these sizes). Written into ``out`` (M, 2, 3) if given.
     """
     q0, q1, q2 = q[:, 0, None], q[:, 1, None], q[:, 2, None]  # (M, 1): broadcast over both rows
     a0, a1, a2 = J_proj[..., 0], J_proj[..., 1], J_proj[..., 2]
-    out = np.empty_like(J_proj)
+    out = np.empty_like(J_proj) if out is None else out
     out[..., 0] = q1 * a2 - q2 * a1
     out[..., 1] = q2 * a0 - q0 * a2
     out[..., 2] = q0 * a1 - q1 * a0
@@ -304,44 +307,56 @@ def _epnp_candidates(X: np.ndarray, m: np.ndarray, A: np.ndarray, c0: np.ndarray
     # spans even on exact data: five points skip N = 1 (a third fewer candidates in RANSAC, same
     # accuracy). Four points need N = 4, which no start spans: there every start helps GN.
     first = 3 * k - 2 * n if 1 < 3 * k - 2 * n <= n_init else 1
-    Bm = np.zeros((B, 3, 3, 3))  # Bm[:, N − 1] ≈ ββᵀ
+    # β from the best rank-1 fit of the solved products Bm ≈ ββᵀ (N × N): its top eigenpair,
+    # β = √λ u. On exact data the same as the paper's square roots and signs of single entries,
+    # and it uses every entry of Bm. The sign of u is free: x and −x are both tried below.
+    beta = np.zeros((B, n_init - first + 1, k))  # one start per N = first, ..., n_init
     if first == 1:
-        Bm[:, 0, 0, 0] = (L[..., 0] * rho).sum(1) / np.maximum((L[..., 0] ** 2).sum(1), 1e-300)
+        b11 = (L[..., 0] * rho).sum(1) / np.maximum((L[..., 0] ** 2).sum(1), 1e-300)
+        beta[:, 0, 0] = np.sqrt(np.maximum(b11, 0.0))
     L2 = L[..., _N2]
     L2t = np.swapaxes(L2, 1, 2)
-    Bm[:, 1, [0, 0, 1, 1], [0, 1, 0, 1]] = _solve(L2t @ L2, (L2t @ rho[..., None])[..., 0])[
-        :, [0, 1, 1, 2]]
+    a, b, c = _solve(L2t @ L2, (L2t @ rho[..., None])[..., 0]).T  # β₁β₁, β₁β₂, β₂β₂
+    # N = 2 in closed form: λ = (a + c)/2 + √(((a − c)/2)² + b²), u ∥ (λ − c, b) ∥ (b, λ − a);
+    # of the two, the one without cancellation (a ≥ c: λ − c ≥ 0 is a sum of non-negatives).
+    half = 0.5 * (a - c)
+    root = np.hypot(half, b)
+    lam = 0.5 * (a + c) + root
+    u1 = np.where(half >= 0, half + root, b)
+    u2 = np.where(half >= 0, b, root - half)
+    norm = np.hypot(u1, u2)
+    scale = np.sqrt(np.maximum(lam, 0.0)) / np.where(norm > 0, norm, 1.0)
+    beta[:, 2 - first, 0] = np.where(norm > 0, scale * u1, np.sqrt(np.maximum(lam, 0.0)))
+    beta[:, 2 - first, 1] = scale * u2
     if n_init == 3:
-        b3 = _solve(L, rho)
-        Bm[:, 2, _PRODUCT_I, _PRODUCT_J] = b3
-        Bm[:, 2, _PRODUCT_J, _PRODUCT_I] = b3
-    # β from the best rank-1 fit of Bm (its top eigenpair): on exact data the same as the
-    # paper's square roots and signs of single entries, and it uses every entry of Bm.
-    w, U = np.linalg.eigh(Bm[:, first - 1: n_init])
+        Bm = _solve(L, rho)[:, _SYMMETRIC]  # (B, 3, 3)
+        w, U = np.linalg.eigh(Bm)
+        beta[:, 3 - first, :3] = np.sqrt(np.maximum(w[:, -1], 0.0))[:, None] * U[:, :, -1]
     n_init -= first - 1
-    beta = np.zeros((B, n_init, k))
-    beta[..., :3] = (np.sqrt(np.maximum(w[..., -1], 0.0))[..., None] * U[..., :, -1])[..., :k]
 
     # Gauss–Newton on all k betas (EPnP §3.4): rₚ(β) = βᵀ D_p β − ρₚ, ∂rₚ/∂β = 2 D_p β.
     # Small batched matmuls: the arrays are tiny (B × c × 6 × 4), so the number of NumPy calls
     # and their per-matrix overhead, not the arithmetic, set the cost.
     D = dots.reshape(B, -1, k)  # (B, P·l, l)
-    for _ in range(iterations):
+    for it in range(iterations):
         Db = np.swapaxes(D @ np.swapaxes(beta, 1, 2), 1, 2).reshape(B, n_init, -1, k)  # D_p β
         r = (Db * beta[:, :, None, :]).sum(3) - rho[:, None]  # (B, c, P)
         DbT = np.swapaxes(Db, 2, 3)
         step = _solve(DbT @ Db, 0.5 * (DbT @ r[..., None])[..., 0])  # (JᵀJ)⁻¹Jᵀr, J = 2 D_p β
         beta = beta - step
-        if np.abs(step).max() <= 1e-9 * np.abs(beta).max():
+        if it + 1 < iterations and np.abs(step).max() <= 1e-9 * np.abs(beta).max():
             break
 
     Cc = (beta @ V).reshape(B, n_init, k, 3)  # control points, camera frame
-    Pc = alphas[:, None] @ Cc  # (B, c, n, 3) points, camera frame
+    # Absolute orientation (Horn; Umeyama without scale) of the camera-frame points
+    # Pᵢ = Σⱼ αᵢⱼ Cⱼᶜ onto Aᵢ = Xᵢ − X̄: R from H = Σᵢ (Pᵢ − P̄) Aᵢᵀ, t = P̄ − R X̄. Both are
+    # linear in the points' barycentric coordinates, so they come from the control points:
+    # P̄ = ᾱ Cᶜ, and H = Cᶜᵀ αᵀ A (Σᵢ Aᵢ = 0), without forming the points.
+    mu = (alphas.mean(1)[:, None, None] @ Cc)[:, :, 0]  # (B, c, 3)
     # x and −x satisfy the same constraints: keep the one with the points in front.
-    Pc *= np.where(Pc[..., 2].mean(2) < 0, -1.0, 1.0)[..., None, None]
-    # Absolute orientation (Horn; Umeyama without scale): Pc ≈ R X + t.
-    mu = Pc.mean(2)
-    H = np.swapaxes(Pc - mu[:, :, None], 2, 3) @ A[:, None]
+    front = np.where(mu[..., 2] < 0, -1.0, 1.0)
+    mu *= front[..., None]
+    H = (front[..., None, None] * np.swapaxes(Cc, 2, 3)) @ (np.swapaxes(alphas, 1, 2) @ A)[:, None]
     U, _, Wt = np.linalg.svd(H)
     d = np.sign(np.linalg.det(U @ Wt))
     U[..., :, 2] *= np.where(d == 0, 1.0, d)[..., None]
@@ -432,8 +447,9 @@ def _refine(R: np.ndarray, t: np.ndarray, X: np.ndarray, x: np.ndarray, K: np.nd
     cost, q, p, r = evaluate(R, t)
     for _ in range(max_iterations):
         w, W = _robust_model(r, loss, delta)
-        Jp = _projection_jacobian(p, fx, skew, fy)
-        J = np.concatenate([_rotation_jacobian(Jp, q), Jp], axis=2)  # (N, 2, 6): δω, δt
+        J = np.empty((len(X), 2, 6))  # δω, δt: filled in place (no concatenation)
+        _rotation_jacobian(_projection_jacobian(p, fx, skew, fy, out=J[..., 3:]), q,
+                           out=J[..., :3])
         J2 = J.reshape(-1, 6)  # rows: the u and v residuals of each point
         JW = J2 if W is None else (W @ J).reshape(-1, 6)
         H = JW.T @ J2
@@ -520,9 +536,11 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
     reprojection error in pixels against ``threshold``, with adaptive stopping at
     ``confidence`` (:func:`foveal.geometry.ransac.ransac_batched`: EPnP runs on a whole block
     of samples at once, with three Gauss–Newton steps on the betas). A point behind the camera
-    is never an inlier. The best hypothesis is then refined on its inliers by Levenberg–Marquardt
-    (:func:`refine_pose`), the inliers are recomputed with the refined pose, and it is refined
-    once more on them if they changed: the inliers returned are those the pose was fitted to.
+    is never an inlier. The loop scores in float32, on world points centred first so that large
+    coordinates do not cancel. The best hypothesis is then refined on its inliers by
+    Levenberg–Marquardt (:func:`refine_pose`), the inliers are recomputed (in float64) with the
+    refined pose, and it is refined once more on them if they changed: the inliers returned are
+    those the pose was fitted to.
     ``refine=False`` replaces LM by EPnP on the inliers.
 
     No local optimisation runs inside the loop: LM on the final inliers reaches the same pose,
@@ -547,34 +565,40 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
         owners = np.flatnonzero(valid)
         return np.concatenate([R, t[..., None]], 2)[owners], owners
 
-    Xh = np.vstack([X.T, np.ones(len(X))])  # (4, N): points as columns, N contiguous
-    mx, my = m[:, 0], m[:, 1]
-    fx, skew, fy = K[0, 0], K[0, 1], K[1, 1]
+    # Scoring in float32 halves the memory traffic of a block's (k, 3, N) products. The world
+    # points are centred first (and t moved with them) so that large world coordinates do not
+    # cancel in single precision: the pixel error is then ~1e-7 (‖X − X̄‖ + ‖t'‖) f / z, far
+    # below any useful threshold. The inliers returned are decided in float64.
+    centre = X.mean(0)
+    Xh = np.vstack([(X - centre).T, np.ones(len(X))])  # (4, N): points as columns
+    Xh32 = Xh.astype(np.float32)
+    px, py = x[:, 0].copy(), x[:, 1].copy()
+    px32, py32 = px.astype(np.float32), py.astype(np.float32)
 
-    def squared_residuals(models: np.ndarray) -> np.ndarray:
+    def squared_residuals(models: np.ndarray, single: bool = True) -> np.ndarray:
         """Squared reprojection errors in pixels² (k, N), as ransac_batched expects:
-        ``‖K₂ (x/z − m̂, y/z − n̂)‖²`` with ``K₂ = [[f_x, s], [0, f_y]]``, ``inf`` behind the
-        camera."""
-        p = models @ Xh  # (k, 3, N) = [R | t] X̃
+        ``‖(u/z, v/z) − xᵢ‖²`` with ``(u, v) = K₂ [R | t] X̃ᵢ`` (the first two rows of ``K``),
+        ``z`` the depth, ``inf`` behind the camera. In float32 unless ``single`` is False."""
+        P = np.empty_like(models)
+        P[:, :2] = K[:2] @ models
+        P[:, 2] = models[:, 2]
+        P[:, :, 3] += P[:, :, :3] @ centre  # [R | t] X̃ = [R | t + R X̄] (X − X̄, 1)
+        p = P.astype(np.float32) @ Xh32 if single else P @ Xh  # (k, 3, N)
         # In place on p's rows: a block's (k, N) temporaries would cost more in fresh pages
         # than in arithmetic.
-        ex, ey, z = p[:, 0], p[:, 1], p[:, 2]
+        u, v, z = p[:, 0], p[:, 1], p[:, 2]
         behind = ~(z > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.reciprocal(z, out=z)
-            ex *= z
-            ex -= mx  # x/z − m̂
-            ey *= z
-            ey -= my  # y/z − n̂
-            ex *= fx
-            if skew:
-                ex += skew * ey
-            ey *= fy
-            ex *= ex
-            ey *= ey
-            ex += ey
-        ex[behind] = np.inf
-        return ex
+            u *= z
+            u -= px32 if single else px
+            v *= z
+            v -= py32 if single else py
+            u *= u
+            v *= v
+            u += v
+        u[behind] = np.inf
+        return u
 
     result = ransac_batched(len(X), sample_size, fit, squared_residuals, threshold,
                             confidence=confidence, max_iterations=max_iterations, seed=seed,
@@ -595,7 +619,7 @@ def solve_pnp_ransac(X: ArrayLike, x: ArrayLike, K: ArrayLike, threshold: float 
         return Rb[0], tb[0]
 
     R, t = polish(result.model[:, :3], result.model[:, 3], inliers)
-    updated = squared_residuals(np.column_stack([R, t])[None])[0] < threshold**2
+    updated = squared_residuals(np.column_stack([R, t])[None], False)[0] < threshold**2
     if not np.array_equal(updated, inliers) and updated.sum() >= sample_size:
         # once more on the inliers of the polished pose, which are then the ones returned
         inliers = updated
