@@ -277,13 +277,17 @@ def test_solve_pnp_ransac_scores_squared_pixel_errors_as_the_engine_expects(monk
 
 def test_solve_pnp_ransac_far_from_the_world_origin_scores_without_float32_cancellation():
     """Pitfall: scoring in float32 on raw world coordinates of ~1e6 (say UTM metres) rounds the
-    points by ~0.1 units, hundreds of pixels here. Oracle: the same scene near the origin (the
-    world frame shifted by 1e6) gives the same inliers. (Only the inliers: LM in (ω, t) is
-    poorly scaled that far out and stops ~0.1° short, as before float32 scoring.)"""
+    points by ~0.1 units, hundreds of pixels here; and LM stepping about the world origin
+    rather than the points' centroid stalls there (δω and δt become nearly interchangeable),
+    ~0.1° short. Oracle: the same scene near the origin gives the same inliers and pose (the
+    translation moved with the world)."""
     _, _, X, x, _ = scene(200, noise=0.5, outliers=0.3, seed=4)
-    inl = solve_pnp_ransac(X, x, K)[2]
-    inl_far = solve_pnp_ransac(X + np.array([1e6, -2e6, 5e5]), x, K)[2]
+    shift = np.array([1e6, -2e6, 5e5])
+    R, t, inl = solve_pnp_ransac(X, x, K)
+    R_far, t_far, inl_far = solve_pnp_ransac(X + shift, x, K)
     np.testing.assert_array_equal(inl_far, inl)
+    assert angle_deg(R_far, R) < 1e-6
+    np.testing.assert_allclose(t_far + R_far @ shift, t, atol=1e-6)
 
 
 def test_solve_pnp_ransac_refinement_reaches_the_ml_pose_of_its_inliers():

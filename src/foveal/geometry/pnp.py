@@ -431,8 +431,17 @@ def epnp(X: ArrayLike, x: ArrayLike, K: ArrayLike) -> tuple[np.ndarray, np.ndarr
 def _refine(R: np.ndarray, t: np.ndarray, X: np.ndarray, x: np.ndarray, K: np.ndarray,
             loss: str, delta: float, max_iterations: int,
             tolerance: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """LM on validated input; returns ``R``, ``t`` and the final cost ``½ Σ ρ(‖rᵢ‖²)``."""
+    """LM on validated input; returns ``R``, ``t`` and the final cost ``½ Σ ρ(‖rᵢ‖²)``.
+
+    The steps are taken about the points' centroid ``X̄``: with ``X' = X − X̄`` and
+    ``t' = t + R X̄`` (the same projections), ``R ← exp([δω]×) R`` turns the points about their
+    centroid rather than about the world origin. About the origin, a world far from it makes
+    δω and δt nearly interchangeable (``[R X]× δω ≈ −δt``) and LM stalls short of the optimum.
+    """
     fx, skew, fy = K[0, 0], K[0, 1], K[1, 1]
+    centre = X.mean(0)
+    X = X - centre
+    t = t + R @ centre
 
     def evaluate(R: np.ndarray, t: np.ndarray
                  ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
@@ -486,7 +495,8 @@ def _refine(R: np.ndarray, t: np.ndarray, X: np.ndarray, x: np.ndarray, K: np.nd
             lam, nu = lam * nu, nu * 2
         if not improved or np.abs(step).max() <= tolerance:
             break
-    return project_to_so3(R), t, cost
+    R = project_to_so3(R)
+    return R, t - R @ centre, cost
 
 
 def refine_pose(R: ArrayLike, t: ArrayLike, X: ArrayLike, x: ArrayLike, K: ArrayLike, *,
