@@ -336,9 +336,9 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
         y, (x_hat, w_hat) = fft_conv_forward(xpad, w.data)
         # backward needs x̂ only for ∂L/∂W and Ŵ only for ∂L/∂x, and not the padded input
         spectra = (x_hat if w.requires_grad else None, w_hat if x.requires_grad else None)
-    elif algorithm == "winograd":
-        xpad = _pad(x.data, p)
-        y, v, u = winograd_conv_forward(xpad, w.data, keep_v=w.requires_grad)
+    elif algorithm == "winograd":  # pads as it copies the input into its tiles
+        xpad = x.data
+        y, v, u = winograd_conv_forward(x.data, w.data, p, keep_v=w.requires_grad)
         transforms = (v, u if x.requires_grad else None)
     else:
         y, xpad = _conv_forward(x.data, w.data, s, p, d, groups, exact)
@@ -349,17 +349,18 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
-        if algorithm == "fft":
-            dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
-                                        w.requires_grad)
-        elif algorithm == "winograd":
-            dxp, dw = winograd_conv_backward(g, *transforms, xp_shape, x.requires_grad,
-                                             w.requires_grad)
+        if algorithm == "winograd":  # ∂L/∂x itself, not the padded input's
+            dx, dw = winograd_conv_backward(g, *transforms, x.shape, x.requires_grad,
+                                            w.requires_grad, padding=p)
         else:
-            dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
-                                     input_grad=x.requires_grad)
-        grads: list[np.ndarray | None] = [
-            None if dxp is None else _unpad(dxp, p, x.shape[2:]), dw]
+            if algorithm == "fft":
+                dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
+                                            w.requires_grad)
+            else:
+                dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
+                                         input_grad=x.requires_grad)
+            dx = None if dxp is None else _unpad(dxp, p, x.shape[2:])
+        grads: list[np.ndarray | None] = [dx, dw]
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))
         return grads
