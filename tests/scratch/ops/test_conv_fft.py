@@ -7,10 +7,12 @@ import scipy.fft as sfft
 import torch
 import torch.nn.functional as F
 
-from foveal.scratch import Tensor, gradcheck
+from foveal.scratch import gradcheck
 from foveal.scratch.ops.conv import conv2d, fft_applies, prefers_fft
 from foveal.scratch.ops.conv_fft import fft_shape
 from foveal.scratch.torchcheck import torch_check
+
+from .conftest import float32_against_im2col, frozen_against_im2col
 
 rng = np.random.default_rng(1)
 
@@ -51,17 +53,7 @@ def test_fft_conv_gradients_match_centred_differences():
 
 
 def test_fft_and_im2col_agree_in_float32():
-    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
-    W = (0.1 * rng.standard_normal((16, 16, 5, 5))).astype(np.float32)
-    g = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
-    out = {}
-    for algorithm in ("fft", "im2col"):
-        xt, wt = Tensor(x, requires_grad=True), Tensor(W, requires_grad=True)
-        y = conv2d(xt, wt, padding=2, algorithm=algorithm)
-        y.backward(g)
-        assert y.dtype == xt.grad.dtype == wt.grad.dtype == np.float32
-        out[algorithm] = (y.data, xt.grad, wt.grad)
-    for a, b in zip(out["fft"], out["im2col"], strict=True):
+    for a, b in float32_against_im2col("fft", 5, rng):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
 
 
@@ -104,15 +96,7 @@ def test_auto_prefers_the_fft_for_few_channels_and_large_kernels():
 def test_fft_with_frozen_weights_or_input_gives_the_other_gradient():
     """Only the spectra a gradient needs are kept: x̂ for ∂L/∂W, Ŵ for ∂L/∂x. Oracle: im2col."""
     x, W = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    grads = {}
-    for algorithm in ("fft", "im2col"):
-        xt, wt = Tensor(x, requires_grad=True), Tensor(W)
-        conv2d(xt, wt, padding=1, algorithm=algorithm).sum().backward()
-        xf, wf = Tensor(x), Tensor(W, requires_grad=True)
-        conv2d(xf, wf, padding=1, algorithm=algorithm).sum().backward()
-        assert wt.grad is None and xf.grad is None
-        grads[algorithm] = (xt.grad, wf.grad)
-    for a, b in zip(grads["fft"], grads["im2col"], strict=True):
+    for a, b in frozen_against_im2col("fft", x, W):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
 

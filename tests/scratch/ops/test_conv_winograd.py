@@ -20,6 +20,8 @@ from foveal.scratch.ops.conv_winograd import (
 )
 from foveal.scratch.torchcheck import torch_check
 
+from .conftest import float32_against_im2col, frozen_against_im2col
+
 rng = np.random.default_rng(2)
 
 # (N, C_in, H, W, C_out, padding): odd and rectangular maps whose outputs are not multiples of
@@ -63,17 +65,7 @@ def test_winograd_and_im2col_agree_in_float32():
     """Tolerance 3e-5 of the largest value: F(4×4)'s transforms scale values by up to 8 and
     1/24 before the sums, so its float32 rounding error is 5–10× im2col's (about 1e-6 RMS,
     1e-5 at worst, relative to the largest value; module doc)."""
-    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
-    W = (0.1 * rng.standard_normal((16, 16, 3, 3))).astype(np.float32)
-    g = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
-    out = {}
-    for algorithm in ("winograd", "im2col"):
-        xt, wt = Tensor(x, requires_grad=True), Tensor(W, requires_grad=True)
-        y = conv2d(xt, wt, padding=1, algorithm=algorithm)
-        y.backward(g)
-        assert y.dtype == xt.grad.dtype == wt.grad.dtype == np.float32
-        out[algorithm] = (y.data, xt.grad, wt.grad)
-    for a, b in zip(out["winograd"], out["im2col"], strict=True):
+    for a, b in float32_against_im2col("winograd", 3, rng):
         np.testing.assert_allclose(a, b, rtol=0, atol=3e-5 * np.abs(b).max())
 
 
@@ -101,15 +93,7 @@ def test_winograd_crops_the_ragged_last_tile_instead_of_wrapping_or_dropping_it(
 def test_winograd_with_frozen_weights_or_input_computes_only_the_other_gradient():
     """Only what a gradient needs is kept: V for ∂L/∂W, U for ∂L/∂x. Oracle: im2col."""
     x, W = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
-    grads = {}
-    for algorithm in ("winograd", "im2col"):
-        xt, wt = Tensor(x, requires_grad=True), Tensor(W)
-        conv2d(xt, wt, padding=1, algorithm=algorithm).sum().backward()
-        xf, wf = Tensor(x), Tensor(W, requires_grad=True)
-        conv2d(xf, wf, padding=1, algorithm=algorithm).sum().backward()
-        assert wt.grad is None and xf.grad is None
-        grads[algorithm] = (xt.grad, wf.grad)
-    for a, b in zip(grads["winograd"], grads["im2col"], strict=True):
+    for a, b in frozen_against_im2col("winograd", x, W):
         np.testing.assert_allclose(a, b, atol=1e-12)
     xp, g = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), np.ones((2, 4, 6, 7))
     _, v, u = winograd_conv_forward(xp, W, keep_v=False)
