@@ -72,7 +72,7 @@ def _sinc(theta: np.ndarray | float) -> np.ndarray | float:
     float in, a float out."""
     t2 = theta * theta
     series = 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0))
-    if isinstance(theta, float):
+    if type(theta) is float:  # a Python float (not a NumPy scalar, which takes the array path)
         return series if theta < _SMALL_ANGLE else math.sin(theta) / theta
     small = theta < _SMALL_ANGLE
     safe = np.where(small, 1.0, theta)
@@ -84,7 +84,7 @@ def _cosc(theta: np.ndarray | float) -> np.ndarray | float:
     a Python float in, a float out."""
     t2 = theta * theta
     series = 0.5 - t2 / 24.0 * (1.0 - t2 / 30.0)
-    if isinstance(theta, float):
+    if type(theta) is float:  # a Python float (not a NumPy scalar, which takes the array path)
         return series if theta < _SMALL_ANGLE else 2.0 * math.sin(0.5 * theta) ** 2 / t2
     small = theta < _SMALL_ANGLE
     safe = np.where(small, 1.0, theta)
@@ -108,12 +108,13 @@ def exp_so3(omega: ArrayLike) -> np.ndarray:
     (HZ A4.3.2; Barfoot eq. 7.15). Equal to ``cv2.Rodrigues`` for a single vector.
     """
     omega = stack(omega, (3,), "exp_so3", "omega")
-    if omega.ndim == 1:
+    x, y, z = omega.tolist() if omega.ndim == 1 else (0.0, 0.0, 0.0)
+    theta2 = x * x + y * y + z * z
+    if omega.ndim == 1 and theta2 < math.inf:  # |ω| > 1e154 overflows: the batched path
         # One vector (an optimiser's step): the same formula on Python floats, entry by entry
         # with [ω]×² = ω ωᵀ − θ² I written as K @ K's sums. The batched path spends tens of µs
         # in per-call overhead on a single 3 × 3.
-        x, y, z = omega.tolist()
-        theta = math.sqrt(x * x + y * y + z * z)
+        theta = math.sqrt(theta2)
         a, b = _sinc(theta), _cosc(theta)
         return np.array([[1.0 - b * (z * z + y * y), b * (y * x) - a * z, b * (z * x) + a * y],
                          [b * (x * y) + a * z, 1.0 - b * (z * z + x * x), b * (z * y) - a * x],
