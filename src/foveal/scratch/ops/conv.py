@@ -39,6 +39,7 @@ import numpy as np
 
 from foveal.scratch.ops.conv_fft import (
     BatchSpectra,
+    batch_chunks,
     fft_conv_backward,
     fft_conv_forward,
     fft_shape,
@@ -132,12 +133,6 @@ def col2im(cols: np.ndarray, shape: tuple[int, ...], kh: int, kw: int, oh: int, 
 CHUNK_ELEMENTS = 1 << 19  # im2col values per batch chunk (2 MB in float32): stays in cache
 
 
-def _chunks(n: int, per_image: int) -> list[slice]:
-    """Batch slices whose im2col buffers hold about ``CHUNK_ELEMENTS`` values each."""
-    step = max(1, CHUNK_ELEMENTS // max(per_image, 1))
-    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
-
-
 def _pad(x: np.ndarray, p: tuple[int, int]) -> np.ndarray:
     """(N, C, H, W) → (N, C, H + 2p₀, W + 2p₁) with zeros around each map (``x`` when p = 0)."""
     return np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if any(p) else x
@@ -154,7 +149,7 @@ def _conv_forward(xd: np.ndarray, wd: np.ndarray, s: tuple[int, int], p: tuple[i
     xp = _pad(xd, p)
     wmat = wd.reshape(groups, c_out // groups, cg * kh * kw)
     y = np.empty((n, c_out, oh, ow), dtype=np.result_type(xd, wd))
-    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
+    for b in batch_chunks(n, cg * groups * kh * kw * oh * ow, CHUNK_ELEMENTS):
         cols = im2col(xp[b], kh, kw, oh, ow, s, d, groups)
         yb = np.matmul(wmat, cols)  # (G, O_g, n_b·OH·OW)
         y[b] = yb.reshape(c_out, -1, oh, ow).transpose(1, 0, 2, 3)
@@ -176,7 +171,7 @@ def _conv_backward(g: np.ndarray, wd: np.ndarray, xp_shape: tuple[int, ...],
     dtype = np.result_type(g, wd)
     dxp = np.empty(xp_shape, dtype=dtype) if input_grad else None
     dw = None if xp is None else np.zeros(wmat_t.transpose(0, 2, 1).shape, dtype=dtype)
-    for b in _chunks(n, cg * groups * kh * kw * oh * ow):
+    for b in batch_chunks(n, cg * groups * kh * kw * oh * ow, CHUNK_ELEMENTS):
         gmat = g[b].transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)
         if dxp is not None:
             dcols = np.matmul(wmat_t, gmat)
@@ -237,15 +232,19 @@ def _winograd_ms(n: int, c_in: int, c_out: int, out_hw: tuple[int, int]) -> floa
         4.8e-5 + 4.0e-6 * (c_in + c_out) + 2.2e-7 * c_in * c_out)
 
 
+def _spectra_fit(c_in: int, c_out: int, fft_hw: tuple[int, int], itemsize: int) -> bool:
+    """Whether the kernels' spectra stay within :data:`FFT_WEIGHT_SPECTRA_BYTES`."""
+    s2 = fft_hw[0] * fft_hw[1]
+    return s2 // 2 * c_in * c_out * 2 * itemsize <= FFT_WEIGHT_SPECTRA_BYTES
+
+
 def prefers_fft(n: int, c_in: int, c_out: int, kernel: tuple[int, int], out_hw: tuple[int, int],
                 fft_hw: tuple[int, int], itemsize: int = 4) -> bool:
     """Whether the FFT is estimated cheaper than im2col (:func:`auto_algorithm`'s FFT and
     im2col estimates; also False where the kernels' spectra would exceed
     :data:`FFT_WEIGHT_SPECTRA_BYTES`)."""
-    s2 = fft_hw[0] * fft_hw[1]
-    if s2 // 2 * c_in * c_out * 2 * itemsize > FFT_WEIGHT_SPECTRA_BYTES:
-        return False
-    return _fft_ms(n, c_in, c_out, fft_hw) < _im2col_ms(n, c_in, c_out, kernel, out_hw)
+    return _spectra_fit(c_in, c_out, fft_hw, itemsize) and (
+        _fft_ms(n, c_in, c_out, fft_hw) < _im2col_ms(n, c_in, c_out, kernel, out_hw))
 
 
 def auto_algorithm(n: int, c_in: int, c_out: int, kernel: tuple[int, int],
@@ -279,8 +278,8 @@ def auto_algorithm(n: int, c_in: int, c_out: int, kernel: tuple[int, int],
     ~25× im2col's (float32: 5–10×).
     """
     costs = {"im2col": _im2col_ms(n, c_in, c_out, kernel, out_hw)}
-    if fft_applies(stride, dilation, groups, kernel) and prefers_fft(
-            n, c_in, c_out, kernel, out_hw, fft_hw, itemsize):
+    if fft_applies(stride, dilation, groups, kernel) and _spectra_fit(c_in, c_out, fft_hw,
+                                                                       itemsize):
         costs["fft"] = _fft_ms(n, c_in, c_out, fft_hw)
     if itemsize >= 4 and winograd_applies(stride, dilation, groups, kernel):
         costs["winograd"] = _winograd_ms(n, c_in, c_out, out_hw)

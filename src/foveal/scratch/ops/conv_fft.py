@@ -82,6 +82,14 @@ def _maps(spec: np.ndarray, s: tuple[int, int], crop: tuple[int, ...], dtype: np
     return np.ascontiguousarray(out, dtype=dtype)
 
 
+def batch_chunks(n: int, per_image: int, budget: int) -> list[slice]:
+    """The batch ``0 … n − 1`` cut into slices of about ``budget`` buffer values each, at
+    ``per_image`` values per image (at least one image a slice): the chunk size that keeps a
+    route's buffers in the CPU cache (im2col's columns, Winograd's tiles)."""
+    step = max(1, budget // max(per_image, 1))
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def _batch_parts(n: int) -> list[slice]:
     """The batch split into one part per worker thread (at least 8 images each): the parts run
     concurrently, since NumPy, scipy.fft and BLAS release the GIL, so the copies and the small

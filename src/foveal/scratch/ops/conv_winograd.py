@@ -77,7 +77,7 @@ from functools import cache
 
 import numpy as np
 
-from foveal.scratch.ops.conv_fft import _each, fft_workers
+from foveal.scratch.ops.conv_fft import _each, batch_chunks, fft_workers
 
 TILE = 4
 """m: the output tile's side, F(m×m, 3×3)."""
@@ -173,12 +173,6 @@ WinogradInput = list[tuple[slice, np.ndarray]]
 """The input's transform V kept for backward: (batch chunk, V (α², n_chunk·T, C_in)) pairs."""
 
 
-def _batch_chunks(n: int, per_image: int) -> list[slice]:
-    """The batch cut into chunks of about :data:`CHUNK_VALUES` values (``per_image`` each)."""
-    step = max(1, CHUNK_VALUES // max(per_image, 1))
-    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
-
-
 def _deal(count: int) -> list[list[int]]:
     """Chunk indices ``0 … count − 1`` dealt to ``fft_workers()`` threads (at most one per
     chunk, at least one thread); the threads run concurrently, since NumPy's copies and BLAS
@@ -253,7 +247,7 @@ def winograd_conv_forward(x: np.ndarray, w: np.ndarray, padding: tuple[int, int]
     th, tw = tile_counts(out_hw, m)
     u = kernel_transform(w.astype(dtype, copy=False), m)
     y = np.empty((n, w.shape[0], *out_hw), dtype=dtype)
-    chunks = _batch_chunks(n, (m + 2) ** 2 * th * tw * c)
+    chunks = batch_chunks(n, (m + 2) ** 2 * th * tw * c, CHUNK_VALUES)
     lists = _deal(len(chunks))
 
     def run(k: int) -> WinogradInput:
@@ -296,7 +290,7 @@ def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarra
     th, tw = tile_counts((oh, ow), m)
     dx = np.empty(x_shape, dtype=dtype) if input_grad else None
     chunks = ([b for b, _ in v] if v is not None else
-              _batch_chunks(n, alpha * alpha * th * tw * c))
+              batch_chunks(n, alpha * alpha * th * tw * c, CHUNK_VALUES))
     lists = _deal(len(chunks))
 
     def run(k: int) -> np.ndarray | None:
