@@ -66,9 +66,12 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
 
     # Each side's repeats run back to back, not alternated: BLAS and OpenMP worker threads
     # spin for a while after each call, and alternating would charge that to the other side.
+    # Three warm-up calls each: a fresh process's first few forward and backward passes are
+    # 10–40% slower on both sides (the allocator maps its first large arrays fresh from the
+    # OS at each call until it has seen them freed).
     routes = ["auto", *FORCED] if k == 3 else ["auto", *FORCED[:-1]]
-    times = {r: median_ms(ours(r), repeats)[0] for r in routes}
-    t_torch = median_ms(theirs, repeats)[0]
+    times = {r: median_ms(ours(r), repeats, warmup=3)[0] for r in routes}
+    t_torch = median_ms(theirs, repeats, warmup=3)[0]
     peaks = {}
     for r in routes:
         tracemalloc.start()

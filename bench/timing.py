@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 
-def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls, after one warm-up
-    call (lazy imports, allocator, caches), and the warm-up call's result."""
+def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, Any]:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls, after ``warmup``
+    (at least one) warm-up calls (lazy imports, allocator, caches), and the first call's
+    result."""
     out = fn()
+    for _ in range(warmup - 1):
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -95,3 +95,47 @@ def test_float32_scalars_keep_dtype():
 def test_integer_tensor_needing_grad_is_rejected():
     with pytest.raises(ValueError, match="floating-point"):
         Tensor(np.arange(3), requires_grad=True)
+
+
+def test_leaf_grad_never_aliases_a_gradient_passed_on_unchanged():
+    """The pitfall of storing a leaf's gradient without a copy: add hands the same upstream
+    array to both parents, a reshape a view of it, and the caller's upstream array is the
+    caller's. Each leaf's .grad must be its own memory (closed form: equal values, no sharing)."""
+    a, b = Tensor(np.ones(4), requires_grad=True), Tensor(np.ones(4), requires_grad=True)
+    (a + b).backward(np.arange(4.0))
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad += 1
+    np.testing.assert_array_equal(b.grad, np.arange(4.0))
+
+    c = Tensor(np.ones((2, 2)), requires_grad=True)
+    upstream = np.arange(4.0)
+    d = c.reshape(4)
+    d.retain_grad()
+    d.backward(upstream)
+    assert not np.shares_memory(c.grad, upstream) and not np.shares_memory(c.grad, d.grad)
+
+    leaf = Tensor(np.ones(3), requires_grad=True)
+    leaf.backward(upstream[:3])
+    assert not np.shares_memory(leaf.grad, upstream)
+
+
+def test_leaf_keeps_a_fresh_gradient_without_copying_it():
+    """A gradient that an op allocates and nothing else holds becomes the leaf's .grad itself
+    (a weak reference, which does not count as holding it, sees the same array)."""
+    import weakref
+
+    from foveal.scratch.tensor import _STEAL, node
+
+    if not _STEAL:
+        pytest.skip("this interpreter has no reference counts to tell a sole holder")
+    made = []
+
+    def backward(g):
+        out = g * 2.0
+        made.append(weakref.ref(out))
+        return [out]
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    node(x.data * 2.0, [x], backward, "double").backward(np.ones(3))
+    assert made[0]() is x.grad
+    np.testing.assert_array_equal(x.grad, 2.0)

@@ -8,18 +8,20 @@ from foveal.scratch.ops.conv import conv2d
 
 def float32_against_im2col(algorithm: str, kernel: int, rng: np.random.Generator
                            ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(route, im2col)`` pairs of output, input gradient and weight gradient of a float32
-    "same" convolution (4 images, 16 → 16 channels, 32×32); each must stay float32."""
+    """``(route, im2col)`` pairs of output, input gradient, weight gradient and bias gradient
+    of a float32 "same" convolution (4 images, 16 → 16 channels, 32×32); each must stay
+    float32."""
     x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     W = (0.1 * rng.standard_normal((16, 16, kernel, kernel))).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
     g = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
     out = {}
     for route in (algorithm, "im2col"):
-        xt, wt = Tensor(x, requires_grad=True), Tensor(W, requires_grad=True)
-        y = conv2d(xt, wt, padding=kernel // 2, algorithm=route)
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, W, b))
+        y = conv2d(xt, wt, bt, padding=kernel // 2, algorithm=route)
         y.backward(g)
-        assert y.dtype == xt.grad.dtype == wt.grad.dtype == np.float32
-        out[route] = (y.data, xt.grad, wt.grad)
+        assert y.dtype == xt.grad.dtype == wt.grad.dtype == bt.grad.dtype == np.float32
+        out[route] = (y.data, xt.grad, wt.grad, bt.grad)
     return list(zip(out[algorithm], out["im2col"], strict=True))
 
 

@@ -1,6 +1,8 @@
 """conv2d by the FFT (foveal.scratch.ops.conv_fft) against torch autograd (float64), centred
 differences and the im2col version in float32."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.fft as sfft
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 from foveal.scratch import gradcheck
 from foveal.scratch.ops.conv import conv2d, fft_applies, prefers_fft
-from foveal.scratch.ops.conv_fft import fft_shape
+from foveal.scratch.ops.conv_fft import batch_chunks, fft_shape
 from foveal.scratch.torchcheck import torch_check
 
 from .conftest import float32_against_im2col, frozen_against_im2col
@@ -55,6 +57,22 @@ def test_fft_conv_gradients_match_centred_differences():
 def test_fft_and_im2col_agree_in_float32():
     for a, b in float32_against_im2col("fft", 5, rng):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize(("n", "step", "parts"), [(64, 7, 2), (64, 7, 1), (64, 64, 2), (10, 3, 4),
+                                                  (3, 100, 2), (5, 1, 3), (1, 4, 2), (0, 4, 2)])
+def test_batch_chunks_cover_the_batch_in_even_slices(n, step, parts):
+    """Closed form: the slices tile 0 … n − 1 in order, hold at most ``step`` images (the
+    cache budget) and at least one, differ by one image at most, and are a multiple of
+    ``parts`` in number unless there are fewer images than that."""
+    chunks = batch_chunks(n, 10, 10 * step, parts)
+    sizes = [b.stop - b.start for b in chunks]
+    assert [b.start for b in chunks] == [sum(sizes[:k]) for k in range(len(sizes))]
+    assert sum(sizes) == n and all(1 <= size <= step for size in sizes)
+    assert not sizes or max(sizes) - min(sizes) <= 1
+    assert len(chunks) % parts == 0 or len(chunks) == n
+    fewest = math.ceil(n / step)  # the chunks the budget needs
+    assert len(chunks) == min(n, math.ceil(fewest / parts) * parts)
 
 
 def test_fft_transform_size_covers_the_padded_input_not_just_the_output():

@@ -48,12 +48,31 @@ def test_winograd_conv2d_matches_torch(n, c, h, w, o, p):
 @pytest.mark.parametrize("n", [0, 5, 33])
 def test_winograd_batch_chunks_on_threads_match_torch(n, monkeypatch):
     """Chunks of one image or more (a tiny CHUNK_VALUES), dealt to three threads, including an
-    empty batch, give torch's values and gradients."""
+    empty batch, give torch's values and gradients; the bias is added and its gradient summed
+    chunk by chunk."""
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     monkeypatch.setattr(conv_winograd, "CHUNK_VALUES", 2 * 36 * 9 * 4)
     x, W = rng.standard_normal((n, 4, 9, 10)), rng.standard_normal((5, 4, 3, 3))
-    torch_check(lambda x, W: conv2d(x, W, padding=1, algorithm="winograd"),
-                lambda x, W: F.conv2d(x, W, padding=1), [x, W]).assert_close(1e-10)
+    b = rng.standard_normal(5)
+    torch_check(lambda x, W, b: conv2d(x, W, b, padding=1, algorithm="winograd"),
+                lambda x, W, b: F.conv2d(x, W, b, padding=1), [x, W, b]).assert_close(1e-10)
+
+
+def test_winograd_with_a_frozen_bias_adds_it_and_gives_it_no_gradient():
+    """Oracle: torch, with a float64 bias added to a float32 convolution (the output stays
+    float32, as im2col's)."""
+    x = rng.standard_normal((3, 4, 8, 8)).astype(np.float32)
+    W = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    b = Tensor(rng.standard_normal(5))
+    xt = Tensor(x, requires_grad=True)
+    y = conv2d(xt, W, b, padding=1, algorithm="winograd")
+    y.sum().backward()
+    tx = torch.from_numpy(x).requires_grad_()
+    ref = F.conv2d(tx, torch.from_numpy(W), torch.from_numpy(b.data.astype(np.float32)), 1, 1)
+    ref.sum().backward()
+    assert y.dtype == np.float32 and b.grad is None
+    np.testing.assert_allclose(y.data, ref.detach().numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=0, atol=1e-4)
 
 
 def test_winograd_gradients_match_centred_differences():
@@ -98,10 +117,12 @@ def test_winograd_with_frozen_weights_or_input_computes_only_the_other_gradient(
     xp, g = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), np.ones((2, 4, 6, 7))
     _, v, u = winograd_conv_forward(xp, W, keep_v=False)
     assert v is None
-    dxp, dw = winograd_conv_backward(g, None, u, xp.shape, input_grad=True, weight_grad=False)
-    assert dw is None and dxp.shape == xp.shape
+    dxp, dw, db = winograd_conv_backward(g, None, u, xp.shape, input_grad=True,
+                                         weight_grad=False)
+    assert db is None and dw is None and dxp.shape == xp.shape
     _, v, _ = winograd_conv_forward(xp, W)
-    dxp, dw = winograd_conv_backward(g, v, None, xp.shape, input_grad=False, weight_grad=True)
+    dxp, dw, _ = winograd_conv_backward(g, v, None, xp.shape, input_grad=False,
+                                        weight_grad=True)
     assert dxp is None and dw.shape == W.shape
 
 

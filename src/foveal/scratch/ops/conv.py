@@ -337,28 +337,31 @@ def conv2d(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None, strid
         spectra = (x_hat if w.requires_grad else None, w_hat if x.requires_grad else None)
     elif algorithm == "winograd":  # pads as it copies the input into its tiles
         xpad = x.data
-        y, v, u = winograd_conv_forward(x.data, w.data, p, keep_v=w.requires_grad)
+        # adds the bias in its chunks, and sums the bias gradient in them
+        y, v, u = winograd_conv_forward(x.data, w.data, p, keep_v=w.requires_grad,
+                                        bias=None if b is None else b.data)
         transforms = (v, u if x.requires_grad else None)
     else:
         y, xpad = _conv_forward(x.data, w.data, s, p, d, groups, exact)
         xp = xpad if w.requires_grad else None
     xp_shape = xpad.shape
-    if b is not None:
+    if b is not None and algorithm != "winograd":
         y += b.data[:, None, None]
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g: np.ndarray) -> list[np.ndarray | None]:
         if algorithm == "winograd":  # ∂L/∂x itself, not the padded input's
-            dx, dw = winograd_conv_backward(g, *transforms, x.shape, x.requires_grad,
-                                            w.requires_grad, padding=p)
+            dx, dw, db = winograd_conv_backward(g, *transforms, x.shape, x.requires_grad,
+                                                w.requires_grad, padding=p,
+                                                bias_grad=b is not None and b.requires_grad)
+            return [dx, dw] if b is None else [dx, dw, db]
+        if algorithm == "fft":
+            dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
+                                        w.requires_grad)
         else:
-            if algorithm == "fft":
-                dxp, dw = fft_conv_backward(g, spectra, xp_shape, kernel, x.requires_grad,
-                                            w.requires_grad)
-            else:
-                dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
-                                         input_grad=x.requires_grad)
-            dx = None if dxp is None else _unpad(dxp, p, x.shape[2:])
+            dxp, dw = _conv_backward(g, w.data, xp_shape, xp, s, d, groups,
+                                     input_grad=x.requires_grad)
+        dx = None if dxp is None else _unpad(dxp, p, x.shape[2:])
         grads: list[np.ndarray | None] = [dx, dw]
         if b is not None:
             grads.append(g.sum(axis=(0, 2, 3)))

@@ -54,8 +54,10 @@ third), far below the noise of training; float64 inputs compute in float64.
 The output is cut into ``⌈OH/m⌉ × ⌈OW/m⌉`` tiles: the input is copied once into a zero-bordered
 buffer (the convolution's padding, and more at the bottom and right so the last, ragged tiles
 have input; their surplus outputs are cropped), and the input gradient is read back from the
-same layout, so neither pads nor crops a copy of its own. The batch goes in chunks whose
-buffers stay in the CPU cache, run on worker threads (as the FFT route's batch parts). Within
+same layout, so neither pads nor crops a copy of its own. The batch goes in chunks sized
+between keeping their buffers in the CPU cache and paying each chunk's fixed cost
+(:data:`CHUNK_VALUES`), as many per worker thread and of equal size, run on the workers (as the
+FFT route's batch parts); the bias is added, and its gradient summed, chunk by chunk. Within
 a chunk the maps are laid out tile-major, (H, W, image, channel): a tile window is then a
 strided view whose contiguous blocks are whole (image, channel) slabs, so the window copies
 (the overlapping tiles gathered, and overlap-added back) move ``n·C`` values at a time rather
@@ -72,6 +74,7 @@ Reference: A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from functools import cache
 
@@ -164,10 +167,23 @@ def _scatter_add(t: np.ndarray, axis: int, size: int, m: int) -> np.ndarray:
     return out
 
 
-CHUNK_VALUES = 1 << 18
-"""Transform-domain values (α²·tiles·C_in) per batch chunk, 1 MB in float32: a chunk's
-buffers stay in the CPU cache from one step to the next (half and twice this measured no
-faster at 16 and 64 channels)."""
+CHUNK_VALUES = 380_000
+"""Sets the images per batch chunk, ``k = round(√(CHUNK_VALUES / V))`` (at least one) for
+``V = α²·tiles·C_in`` transform values per image: a chunk's buffers should stay in the CPU
+cache from one step to the next, which calls for few images, but each chunk costs ~50 array
+operations whatever its size, which calls for many; the square root balances the two as the
+per-image size grows. Measured (forward + backward, 64 images of 32×32, two workers, CPU-2;
+the fastest k): 3 images at 16 channels (V = 36,864; 7 images, the largest that fit in 1 MB,
+were 8% slower, one image 50% slower), 2–3 at 32, 2 at 64 (1 image: 4% slower, 4: 13%),
+1 at 128 (2 images: 7% slower); this constant gives 3, 2, 2, 1."""
+
+
+def _chunks(n: int, per_image: int) -> list[slice]:
+    """The batch cut into chunks of about :data:`CHUNK_VALUES`'s image count, in a multiple
+    of the worker count (:func:`batch_chunks`)."""
+    images = max(1, round(math.sqrt(CHUNK_VALUES / max(per_image, 1))))
+    return batch_chunks(n, per_image, images * per_image, fft_workers())
+
 
 WinogradInput = list[tuple[slice, np.ndarray]]
 """The input's transform V kept for backward: (batch chunk, V (α², n_chunk·T, C_in)) pairs."""
@@ -203,18 +219,21 @@ def _input_transform(x: np.ndarray, padding: tuple[int, int], th: int, tw: int, 
     return v.reshape(alpha * alpha, -1, c)
 
 
-def _output_transform(mm: np.ndarray, th: int, tw: int, out: np.ndarray, at: np.ndarray
-                      ) -> None:
-    """Y = Aᵀ M A for every tile of ``mm`` (α², T_h·T_w·n, C_out) (:func:`_input_transform`'s
-    order) into ``out`` (n, C_out, OH, OW), the ragged tiles' surplus outputs cropped. Aᵀ
-    along ξ (one product), then along ν (batched); the tiles are interleaved into (H, W, n,
-    C_out) maps, then copied channels-first."""
+def _output_transform(mm: np.ndarray, th: int, tw: int, out: np.ndarray, at: np.ndarray,
+                      bias: np.ndarray | None = None) -> None:
+    """Y = Aᵀ M A (+ ``bias`` (C_out,)) for every tile of ``mm`` (α², T_h·T_w·n, C_out)
+    (:func:`_input_transform`'s order) into ``out`` (n, C_out, OH, OW), the ragged tiles'
+    surplus outputs cropped. Aᵀ along ξ (one product), then along ν (batched); the tiles are
+    interleaved into (H, W, n, C_out) maps, the bias added there (channels last: one
+    broadcast row per pixel, while the chunk is in the cache), then copied channels-first."""
     m, alpha = at.shape
     n, o, oh, ow = out.shape
     yt = at @ _along_first(at, mm.reshape(alpha, alpha, -1))       # (i, j, T_h·T_w·n·C_out)
     yq = np.empty((th, m, tw, m, n, o), dtype=mm.dtype)
     for i in range(m):
         yq[:, i] = yt[i].reshape(m, th, tw, n, o).transpose(1, 2, 0, 3, 4)
+    if bias is not None:
+        yq += bias
     out[...] = yq.reshape(th * m, tw * m, n, o)[:oh, :ow].transpose(2, 3, 0, 1)
 
 
@@ -229,12 +248,12 @@ def kernel_transform(w: np.ndarray, m: int = TILE) -> np.ndarray:
 
 
 def winograd_conv_forward(x: np.ndarray, w: np.ndarray, padding: tuple[int, int] = (0, 0),
-                          keep_v: bool = True, m: int = TILE
+                          keep_v: bool = True, m: int = TILE, bias: np.ndarray | None = None
                           ) -> tuple[np.ndarray, WinogradInput | None, np.ndarray]:
     """Stride-1 correlation of ``x`` (N, C_in, H, W), zero-padded by ``padding`` (p_h, p_w)
-    on each side, with 3×3 kernels ``w`` (C_out, C_in, 3, 3) → (y (N, C_out, H + 2p_h − 2,
-    W + 2p_w − 2), V per batch chunk if ``keep_v`` (for ∂L/∂W) else None, U (α², C_in, C_out)
-    (for ∂L/∂x)).
+    on each side, with 3×3 kernels ``w`` (C_out, C_in, 3, 3), plus ``bias`` (C_out,) if
+    given → (y (N, C_out, H + 2p_h − 2, W + 2p_w − 2), V per batch chunk if ``keep_v`` (for
+    ∂L/∂W) else None, U (α², C_in, C_out) (for ∂L/∂x)).
 
     Per chunk (module doc): V = Bᵀ d B, one product per position (T·n × C_in)(C_in × C_out),
     Y = Aᵀ M A. The rows of each position's matrix are the tiles, ordered (tile row, tile
@@ -246,15 +265,16 @@ def winograd_conv_forward(x: np.ndarray, w: np.ndarray, padding: tuple[int, int]
     out_hw = (h + 2 * padding[0] - 2, wd + 2 * padding[1] - 2)
     th, tw = tile_counts(out_hw, m)
     u = kernel_transform(w.astype(dtype, copy=False), m)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
     y = np.empty((n, w.shape[0], *out_hw), dtype=dtype)
-    chunks = batch_chunks(n, (m + 2) ** 2 * th * tw * c, CHUNK_VALUES)
+    chunks = _chunks(n, (m + 2) ** 2 * th * tw * c)
     lists = _deal(len(chunks))
 
     def run(k: int) -> WinogradInput:
         kept = []
         for b in (chunks[i] for i in lists[k]):
             v = _input_transform(x[b], padding, th, tw, m, bt)
-            _output_transform(np.matmul(v, u), th, tw, y[b], at)
+            _output_transform(np.matmul(v, u), th, tw, y[b], at, bias)
             if keep_v:
                 kept.append((b, v))
         return kept
@@ -267,15 +287,18 @@ def winograd_conv_forward(x: np.ndarray, w: np.ndarray, padding: tuple[int, int]
 def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarray | None,
                            x_shape: tuple[int, ...], input_grad: bool = True,
                            weight_grad: bool = True, padding: tuple[int, int] = (0, 0),
-                           m: int = TILE) -> tuple[np.ndarray | None, np.ndarray | None]:
+                           m: int = TILE, bias_grad: bool = False
+                           ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`winograd_conv_forward` for upstream ``gy`` (N, C_out, OH, OW):
     (∂L/∂x (N, C_in, H, W) of the unpadded input ``x_shape`` or None, ∂L/∂W (C_out, C_in,
-    3, 3) or None). ``v`` (the input's transform) is needed for ∂L/∂W, ``u`` (the kernels')
-    for ∂L/∂x.
+    3, 3) or None, ∂L/∂b (C_out,) if ``bias_grad`` else None). ``v`` (the input's transform)
+    is needed for ∂L/∂W, ``u`` (the kernels') for ∂L/∂x.
 
     Per chunk (module doc): dM = A dY Aᵀ; ∂L/∂V = dM · U per position, then
     ∂L/∂d = B (∂L/∂V) Bᵀ, each 1-D transform followed by its overlap-add (:func:`_scatter_add`);
     ∂L/∂U = dMᵀ · V per position, summed over chunks, and at the end ∂L/∂g = Gᵀ (∂L/∂U) G.
+    ∂L/∂b = Σ dY over images and pixels, summed from each chunk's channels-last copy of dY
+    while it is in the cache.
     """
     if (weight_grad and v is None) or (input_grad and u is None):
         raise ValueError("winograd_conv_backward: expected the forward transforms each gradient "
@@ -290,11 +313,11 @@ def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarra
     th, tw = tile_counts((oh, ow), m)
     dx = np.empty(x_shape, dtype=dtype) if input_grad else None
     chunks = ([b for b, _ in v] if v is not None else
-              batch_chunks(n, alpha * alpha * th * tw * c, CHUNK_VALUES))
+              _chunks(n, alpha * alpha * th * tw * c))
     lists = _deal(len(chunks))
 
-    def run(k: int) -> np.ndarray | None:
-        du = None
+    def run(k: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        du = db = None
         for i in lists[k]:
             b = chunks[i]
             nb = b.stop - b.start
@@ -304,6 +327,9 @@ def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarra
             gq[:oh, ow:] = 0
             for j in range(nb):
                 gq[:oh, :ow, j] = gy[b.start + j].transpose(1, 2, 0)
+            if bias_grad:  # a matrix-vector product: blocked sums, not one running float32 sum
+                part = np.ones(gq.size // o, dtype=dtype) @ gq.reshape(-1, o)
+                db = part if db is None else db + part
             r = _along_first(a, _gather(gq, 1, tw, m, m))               # (ν, H_o, T_w, n, O)
             dm = _along_first(a, _gather(r, 1, th, m, m))               # (ξ, ν, T_h, T_w, n, O)
             dm = dm.reshape(alpha * alpha, -1, o)
@@ -316,14 +342,17 @@ def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarra
             if weight_grad:
                 part = np.matmul(dm.transpose(0, 2, 1), v[i][1])       # (α², O, C)
                 du = part if du is None else du + part
-        return du
+        return du, db
 
-    parts = [p for p in _each(run, len(lists)) if p is not None]
-    dw = None
+    parts = _each(run, len(lists))
+    dw = db = None
+    if bias_grad:
+        db = sum((p[1] for p in parts if p[1] is not None), np.zeros(o, dtype=dtype))
     if weight_grad:
-        du = sum(parts, np.zeros((alpha * alpha, o, c), dtype=dtype))
+        du = sum((p[0] for p in parts if p[0] is not None),
+                 np.zeros((alpha * alpha, o, c), dtype=dtype))
         du = du.reshape(alpha, alpha, o, c)                            # (ξ, ν, O, C)
         t = _along_first(g.T, du)                                      # (u, ν, O, C)
         dw = np.ascontiguousarray(  # Gᵀ (∂L/∂U) G
             _along_first(g.T, t.transpose(1, 0, 2, 3)).transpose(2, 3, 1, 0))
-    return dx, dw
+    return dx, dw, db
