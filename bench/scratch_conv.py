@@ -66,10 +66,14 @@ def measure(n: int, c: int, o: int, h: int, k: int, repeats: int) -> dict[str, A
 
     # Each side's repeats run back to back, not alternated: BLAS and OpenMP worker threads
     # spin for a while after each call, and alternating would charge that to the other side.
-    # Three warm-up calls each: a fresh process's first few forward and backward passes are
-    # 10–40% slower on both sides (the allocator maps its first large arrays fresh from the
-    # OS at each call until it has seen them freed).
+    # Warm-up: one pass of every side before any timing, then three calls before each side's
+    # repeats. A process's first forward and backward passes are 10–40% slower: glibc's
+    # allocator returns large freed arrays to the OS, and maps them afresh at the next call,
+    # until it has seen larger arrays freed (its mmap and trim thresholds grow with them);
+    # without the common pass, whichever side ran after a memory-hungry one was faster.
     routes = ["auto", *FORCED] if k == 3 else ["auto", *FORCED[:-1]]
+    for fn in [*(ours(r) for r in routes), theirs]:
+        fn()
     times = {r: median_ms(ours(r), repeats, warmup=3)[0] for r in routes}
     t_torch = median_ms(theirs, repeats, warmup=3)[0]
     peaks = {}
