@@ -145,6 +145,7 @@ class Tensor:
             raise ValueError(f"backward: expected grad of shape {self.shape}, got {grad.shape}")
 
         order = _topological_order(self)
+        sole = _sole_references()
         pending: dict[int, np.ndarray] = {id(self): grad}
         for node in reversed(order):
             g = pending.pop(id(node), None)
@@ -153,8 +154,9 @@ class Tensor:
             if node._backward is None:  # a leaf: keep g itself when nothing else holds it
                 if node.grad is not None:
                     node.grad = node.grad + g
-                elif _STEAL and _references(g) <= _SOLE and g.flags.owndata and g.flags.writeable:
-                    node.grad = g
+                elif (sole is not None and sys.gettrace() is None and _references(g) <= sole
+                      and g.flags.owndata and g.flags.writeable):
+                    node.grad = g  # fresh and held by nobody else (_sole_references)
                 else:
                     node.grad = g.copy()
                 continue
@@ -354,31 +356,27 @@ def _references(a: np.ndarray) -> int:
     return sys.getrefcount(a)
 
 
-def _sole_references() -> int:
-    """:func:`_references` of an array that only one local variable holds, measured the way
-    :meth:`Tensor.backward` measures a leaf's gradient (the count depends on the interpreter)."""
+def _sole_references() -> int | None:
+    """The :func:`_references` count of an array that only one local variable holds, measured
+    the way :meth:`Tensor.backward` measures a leaf's gradient (the count depends on the
+    interpreter), or None where counts cannot tell one holder from two: no reference counts
+    (not CPython), or a trace function running (debuggers and tracers that read a frame's
+    locals hold extra references for as long as they keep the snapshot).
+
+    With it, a leaf's first gradient is stored without a copy when it owns its data and no
+    other variable, container, closure or view holds it, as torch steals a gradient buffer
+    nothing else uses: copying it cost as much as a small layer's backward (a 4 MB input
+    gradient: ~1 ms). A gradient an op passes on unchanged (the array add gives both parents,
+    a reshape's view, the caller's upstream array) is held elsewhere when a leaf receives it,
+    so it is copied: a leaf's ``.grad`` never shares memory with anything. Measured at each
+    :meth:`Tensor.backward`, not once, so that a tracer started or stopped in between cannot
+    skew it."""
+    if not hasattr(sys, "getrefcount") or sys.gettrace() is not None:
+        return None
     a = np.empty(1)
-    return _references(a)
-
-
-def _can_steal() -> bool:
-    """Whether :func:`_references` tells an array held once from one held twice here (CPython
-    has reference counts; other interpreters may not)."""
-    if not hasattr(sys, "getrefcount"):
-        return False
-    a = np.empty(1)
-    held = [a]  # noqa: F841 — the second reference
-    return _references(a) > _SOLE
-
-
-_SOLE = _sole_references() if hasattr(sys, "getrefcount") else 0
-_STEAL = _can_steal()
-"""A leaf's first gradient is stored without a copy when it owns its data and no other
-variable, container, closure or view holds it (a reference count of :data:`_SOLE`), as torch
-steals a gradient buffer nothing else uses: copying it cost as much as a small layer's
-backward (a 4 MB input gradient: ~1 ms). Gradients an op passes on unchanged (add's two
-parents, a reshape's view, the caller's upstream array) are held elsewhere, so they are
-copied: a leaf's ``.grad`` never shares memory with anything."""
+    sole = _references(a)
+    held = [a]  # noqa: F841 — a second holder must count more
+    return sole if _references(a) > sole else None
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

@@ -12,7 +12,7 @@ from foveal.scratch import Tensor, gradcheck
 from foveal.scratch.layers import Conv2d
 from foveal.scratch.ops import conv_winograd
 from foveal.scratch.ops.conv import auto_algorithm, conv2d, winograd_applies
-from foveal.scratch.ops.conv_fft import fft_shape
+from foveal.scratch.ops.conv_fft import batch_chunks, fft_shape
 from foveal.scratch.ops.conv_winograd import (
     winograd_conv_backward,
     winograd_conv_forward,
@@ -47,15 +47,30 @@ def test_winograd_conv2d_matches_torch(n, c, h, w, o, p):
 
 @pytest.mark.parametrize("n", [0, 5, 33])
 def test_winograd_batch_chunks_on_threads_match_torch(n, monkeypatch):
-    """Chunks of one image or more (a tiny CHUNK_VALUES), dealt to three threads, including an
-    empty batch, give torch's values and gradients; the bias is added and its gradient summed
-    chunk by chunk."""
+    """Chunks of two images (or one, in an odd batch; a tiny CHUNK_VALUES), shared among
+    three threads, including an empty batch, give torch's values and gradients; the bias is
+    added and its gradient summed chunk by chunk."""
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
-    monkeypatch.setattr(conv_winograd, "CHUNK_VALUES", 2 * 36 * 9 * 4)
+    monkeypatch.setattr(conv_winograd, "CHUNK_VALUES", 4 * 36 * 9 * 4)  # 2 images a chunk
     x, W = rng.standard_normal((n, 4, 9, 10)), rng.standard_normal((5, 4, 3, 3))
     b = rng.standard_normal(5)
     torch_check(lambda x, W, b: conv2d(x, W, b, padding=1, algorithm="winograd"),
                 lambda x, W, b: F.conv2d(x, W, b, padding=1), [x, W, b]).assert_close(1e-10)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_winograd_threads_get_equal_shares_of_the_batch(workers, monkeypatch):
+    """Closed form: over batches 1–96 and chunk sizes 1–9 images, the threads' runs of
+    chunks cover every chunk once and their image counts differ by one at most (dealing the
+    chunks in turn gave one of two threads 3 images of 9 and the other 6)."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", str(workers))
+    for n in range(1, 97):
+        for step in range(1, 10):
+            chunks = batch_chunks(n, 1, step, workers)
+            runs = conv_winograd._deal(len(chunks))
+            assert sorted(i for run in runs for i in run) == list(range(len(chunks)))
+            images = [sum(chunks[i].stop - chunks[i].start for i in run) for run in runs]
+            assert max(images) - min(images) <= 1, (n, step, images)
 
 
 def test_winograd_with_a_frozen_bias_adds_it_and_gives_it_no_gradient():

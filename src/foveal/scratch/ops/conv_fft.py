@@ -87,9 +87,9 @@ def batch_chunks(n: int, per_image: int, budget: int, parts: int = 1) -> list[sl
     ``per_image`` values per image (at least one image a slice): the chunk size that keeps a
     route's buffers in the CPU cache (im2col's columns, Winograd's tiles). The slices are a
     multiple of ``parts`` in number where there are enough images, and differ by one image at
-    most, so ``parts`` threads dealt them in turn get equal work (64 images at 7 a chunk are
-    ten chunks of 6 or 7, 32 images to each of two threads, not nine of 7 and one of 1, which
-    left one thread 35 and the other 29)."""
+    most, so ``parts`` threads given contiguous runs of them get equal work, to one image (64
+    images at 7 a chunk are ten chunks of 6 or 7, 32 images to each of two threads, not nine
+    of 7 and one of 1, which left one thread 35 and the other 29)."""
     step = max(1, budget // max(per_image, 1))
     count = -(-n // step)
     count = min(n, -(-count // parts) * parts)

@@ -190,11 +190,15 @@ WinogradInput = list[tuple[slice, np.ndarray]]
 
 
 def _deal(count: int) -> list[list[int]]:
-    """Chunk indices ``0 … count − 1`` dealt to ``fft_workers()`` threads (at most one per
-    chunk, at least one thread); the threads run concurrently, since NumPy's copies and BLAS
-    release the GIL."""
+    """Chunk indices ``0 … count − 1`` shared among ``fft_workers()`` threads (at most one per
+    chunk, at least one thread) in contiguous runs of ``count/w`` (±1): with
+    :func:`batch_chunks`' slices, whose count is a multiple of the workers, thread ``k`` gets
+    images ``n·k/w … n·(k+1)/w``, equal work to one image (dealing the chunks in turn could
+    line the smaller slices up on one thread). The threads run concurrently, since NumPy's
+    copies and BLAS release the GIL."""
     workers = max(1, min(fft_workers(), count))
-    return [list(range(k, count, workers)) for k in range(workers)]
+    return [list(range(k * count // workers, (k + 1) * count // workers))
+            for k in range(workers)]
 
 
 def _input_transform(x: np.ndarray, padding: tuple[int, int], th: int, tw: int, m: int,
@@ -327,7 +331,7 @@ def winograd_conv_backward(gy: np.ndarray, v: WinogradInput | None, u: np.ndarra
             gq[:oh, ow:] = 0
             for j in range(nb):
                 gq[:oh, :ow, j] = gy[b.start + j].transpose(1, 2, 0)
-            if bias_grad:  # a matrix-vector product: blocked sums, not one running float32 sum
+            if bias_grad:  # Σ over pixels and images: one matrix-vector product
                 part = np.ones(gq.size // o, dtype=dtype) @ gq.reshape(-1, o)
                 db = part if db is None else db + part
             r = _along_first(a, _gather(gq, 1, tw, m, m))               # (ν, H_o, T_w, n, O)
