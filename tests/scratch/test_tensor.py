@@ -125,16 +125,14 @@ def test_leaf_grad_never_aliases_a_gradient_passed_on_unchanged():
     assert not np.shares_memory(leaf.grad, upstream)
 
 
-def test_leaf_keeps_a_fresh_gradient_without_copying_it():
-    """A gradient that an op allocates and nothing else holds becomes the leaf's .grad itself
-    (a weak reference, which does not count as holding it, sees the same array)."""
+def _doubling_op() -> tuple[Tensor, Tensor, list]:
+    """A leaf ``x`` (3,), ``y = 2x`` by a custom node whose backward returns a fresh array, and
+    a list that receives a weak reference to that array (which does not count as holding it)."""
     import weakref
 
-    from foveal.scratch.tensor import _sole_references, node
+    from foveal.scratch.tensor import node
 
-    if _sole_references() is None:
-        pytest.skip("reference counts cannot tell a sole holder here (no CPython, or tracing)")
-    made = []
+    made: list = []
 
     def backward(g):
         out = g * 2.0
@@ -142,7 +140,18 @@ def test_leaf_keeps_a_fresh_gradient_without_copying_it():
         return [out]
 
     x = Tensor(np.ones(3), requires_grad=True)
-    node(x.data * 2.0, [x], backward, "double").backward(np.ones(3))
+    return x, node(x.data * 2.0, [x], backward, "double"), made
+
+
+def test_leaf_keeps_a_fresh_gradient_without_copying_it():
+    """A gradient that an op allocates and nothing else holds becomes the leaf's .grad itself
+    (closed form: the array the op returned)."""
+    from foveal.scratch.tensor import _sole_references
+
+    if _sole_references() is None:
+        pytest.skip("reference counts cannot tell a sole holder here (no CPython, or tracing)")
+    x, y, made = _doubling_op()
+    y.backward(np.ones(3))
     assert made[0]() is x.grad
     np.testing.assert_array_equal(x.grad, 2.0)
 
@@ -152,19 +161,8 @@ def test_leaf_grad_is_copied_while_a_trace_function_runs():
     skew the count: under a trace function every leaf gradient is copied (closed form: no
     gradient is the array the op returned)."""
     import sys
-    import weakref
 
-    from foveal.scratch.tensor import node
-
-    made = []
-
-    def backward(g):
-        out = g * 2.0
-        made.append(weakref.ref(out))
-        return [out]
-
-    x = Tensor(np.ones(3), requires_grad=True)
-    y = node(x.data * 2.0, [x], backward, "double")
+    x, y, made = _doubling_op()
     previous = sys.gettrace()
     sys.settrace(lambda frame, event, arg: None)
     try:
