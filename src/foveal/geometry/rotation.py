@@ -108,17 +108,19 @@ def exp_so3(omega: ArrayLike) -> np.ndarray:
     (HZ A4.3.2; Barfoot eq. 7.15). Equal to ``cv2.Rodrigues`` for a single vector.
     """
     omega = stack(omega, (3,), "exp_so3", "omega")
-    x, y, z = omega.tolist() if omega.ndim == 1 else (0.0, 0.0, 0.0)
-    theta2 = x * x + y * y + z * z
-    if omega.ndim == 1 and theta2 < math.inf:  # |ω| > 1e154 overflows: the batched path
+    if omega.ndim == 1:
         # One vector (an optimiser's step): the same formula on Python floats, entry by entry
         # with [ω]×² = ω ωᵀ − θ² I written as K @ K's sums. The batched path spends tens of µs
         # in per-call overhead on a single 3 × 3.
-        theta = math.sqrt(theta2)
-        a, b = _sinc(theta), _cosc(theta)
-        return np.array([[1.0 - b * (z * z + y * y), b * (y * x) - a * z, b * (z * x) + a * y],
-                         [b * (x * y) + a * z, 1.0 - b * (z * z + x * x), b * (z * y) - a * x],
-                         [b * (x * z) - a * y, b * (y * z) + a * x, 1.0 - b * (y * y + x * x)]])
+        x, y, z = omega.tolist()
+        theta2 = x * x + y * y + z * z
+        if theta2 < math.inf:  # NaN, or |ω| > 1e154 overflowing θ²: the batched path below
+            theta = math.sqrt(theta2)
+            a, b = _sinc(theta), _cosc(theta)
+            return np.array(
+                [[1.0 - b * (z * z + y * y), b * (y * x) - a * z, b * (z * x) + a * y],
+                 [b * (x * y) + a * z, 1.0 - b * (z * z + x * x), b * (z * y) - a * x],
+                 [b * (x * z) - a * y, b * (y * z) + a * x, 1.0 - b * (y * y + x * x)]])
     theta = _angle(omega)
     K = hat(omega)
     A = _sinc(theta)[..., None, None]
